@@ -1,0 +1,113 @@
+"""ONNX element types <-> torch / numpy dtypes.
+
+String tensors have no torch dtype: greenrt carries them as numpy object arrays (dtype=object holding str).
+Types torch cannot hold (4-bit, 2-bit, float8e8m0) map to None and are reported as unsupported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import torch
+
+T = onnx.TensorProto
+
+ONNX_TO_TORCH: dict[int, torch.dtype] = {
+    T.FLOAT: torch.float32,
+    T.DOUBLE: torch.float64,
+    T.FLOAT16: torch.float16,
+    T.BFLOAT16: torch.bfloat16,
+    T.INT8: torch.int8,
+    T.INT16: torch.int16,
+    T.INT32: torch.int32,
+    T.INT64: torch.int64,
+    T.UINT8: torch.uint8,
+    T.UINT16: torch.uint16,
+    T.UINT32: torch.uint32,
+    T.UINT64: torch.uint64,
+    T.BOOL: torch.bool,
+    T.COMPLEX64: torch.complex64,
+    T.COMPLEX128: torch.complex128,
+    T.FLOAT8E4M3FN: torch.float8_e4m3fn,
+    T.FLOAT8E4M3FNUZ: torch.float8_e4m3fnuz,
+    T.FLOAT8E5M2: torch.float8_e5m2,
+    T.FLOAT8E5M2FNUZ: torch.float8_e5m2fnuz,
+}
+
+TORCH_TO_ONNX: dict[torch.dtype, int] = {v: k for k, v in ONNX_TO_TORCH.items()}
+
+# numpy has no bfloat16/float8; onnx's ml_dtypes-backed numpy types cover them on the way in and out.
+TORCH_TO_NUMPY: dict[torch.dtype, np.dtype] = {
+    torch.float32: np.dtype(np.float32),
+    torch.float64: np.dtype(np.float64),
+    torch.float16: np.dtype(np.float16),
+    torch.int8: np.dtype(np.int8),
+    torch.int16: np.dtype(np.int16),
+    torch.int32: np.dtype(np.int32),
+    torch.int64: np.dtype(np.int64),
+    torch.uint8: np.dtype(np.uint8),
+    torch.uint16: np.dtype(np.uint16),
+    torch.uint32: np.dtype(np.uint32),
+    torch.uint64: np.dtype(np.uint64),
+    torch.bool: np.dtype(np.bool_),
+    torch.complex64: np.dtype(np.complex64),
+    torch.complex128: np.dtype(np.complex128),
+}
+
+
+def _ml_dtypes():
+    import ml_dtypes  # installed with onnx
+
+    return {
+        torch.bfloat16: np.dtype(ml_dtypes.bfloat16),
+        torch.float8_e4m3fn: np.dtype(ml_dtypes.float8_e4m3fn),
+        torch.float8_e4m3fnuz: np.dtype(ml_dtypes.float8_e4m3fnuz),
+        torch.float8_e5m2: np.dtype(ml_dtypes.float8_e5m2),
+        torch.float8_e5m2fnuz: np.dtype(ml_dtypes.float8_e5m2fnuz),
+    }
+
+
+def onnx_type_name(elem_type: int) -> str:
+    try:
+        return T.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"elem_type {elem_type}"
+
+
+def to_torch_dtype(elem_type: int) -> torch.dtype:
+    """The torch dtype for an ONNX element type; KeyError if torch cannot hold it (or it is STRING)."""
+    return ONNX_TO_TORCH[int(elem_type)]
+
+
+def is_supported_elem_type(elem_type: int) -> bool:
+    return int(elem_type) in ONNX_TO_TORCH or int(elem_type) == T.STRING
+
+
+def numpy_to_torch(array: np.ndarray, device: torch.device | str = "cpu"):
+    """numpy -> torch tensor on ``device``; object (string) arrays are returned unchanged."""
+    if array.dtype == object or array.dtype.kind in "US":
+        return np.asarray(array, dtype=object)
+    reverse = {v: k for k, v in _ml_dtypes().items()}
+    if array.dtype in reverse:
+        bits = {1: torch.uint8, 2: torch.int16}[array.dtype.itemsize]
+        raw = torch.from_numpy(np.ascontiguousarray(array).view(TORCH_TO_NUMPY[bits]))
+        return raw.view(reverse[array.dtype]).to(device)
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+
+def torch_to_numpy(tensor) -> np.ndarray:
+    """torch tensor -> numpy array (bfloat16/float8 through ml_dtypes); numpy passes through."""
+    if isinstance(tensor, np.ndarray):
+        return tensor
+    tensor = tensor.detach().cpu()
+    special = _ml_dtypes()
+    if tensor.dtype in special:
+        bits = torch.uint8 if tensor.element_size() == 1 else torch.int16
+        return tensor.contiguous().view(bits).numpy().view(special[tensor.dtype])
+    return tensor.contiguous().numpy()
+
+
+def numpy_dtype_to_onnx(dtype: np.dtype) -> int:
+    if dtype == object or dtype.kind in "US":
+        return T.STRING
+    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))

@@ -1,0 +1,50 @@
+"""Small helpers shared by op families (owned by the executor authors: add, don't change signatures)."""
+
+from __future__ import annotations
+
+import torch
+
+# torch's uint16/uint32/uint64 are storage types with few kernels: compute in a wider signed type, cast back.
+_WIDER = {torch.uint16: torch.int32, torch.uint32: torch.int64, torch.uint64: torch.int64}
+
+
+def widen(x: torch.Tensor) -> torch.Tensor:
+    """x in a dtype torch has kernels for (uint16->int32, uint32/uint64->int64); others unchanged."""
+    wider = _WIDER.get(x.dtype)
+    return x.to(wider) if wider is not None else x
+
+
+def unsigned_safe(fn):
+    """Wrap an elementwise fn(*tensors) so it runs on torch's kernel-less unsigned dtypes.
+
+    uint64 values >= 2**63 wrap through int64: exact for add/sub/mul/bitwise, not for ordering or division.
+    """
+
+    def wrapper(*args, **kwargs):
+        dtypes = [a.dtype for a in args if isinstance(a, torch.Tensor)]
+        if not any(d in _WIDER for d in dtypes):
+            return fn(*args, **kwargs)
+        out_dtype = next(d for d in dtypes if d in _WIDER)
+        result = fn(*[widen(a) if isinstance(a, torch.Tensor) else a for a in args], **kwargs)
+        if isinstance(result, torch.Tensor) and result.dtype != torch.bool:
+            return result.to(out_dtype)
+        return result
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def normalize_axis(axis: int, rank: int) -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise ValueError(f"axis {axis} out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def int_list(t) -> list[int]:
+    """A 0-d/1-d integer tensor (or list) as a Python list of ints."""
+    if t is None:
+        return []
+    if isinstance(t, torch.Tensor):
+        return [int(v) for v in t.reshape(-1).tolist()]
+    return [int(v) for v in t]

@@ -1,0 +1,90 @@
+"""The `greenrt` command line.
+
+Exit codes, stable for scripts: 0 ok / outputs match, 1 outputs mismatch (or conformance regressions),
+2 could not run (bad file, unsupported op, bad input or arguments), with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors also exit 2, with the reason on stderr
+        self.print_usage(sys.stderr)
+        print(f"greenrt: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="path to an .onnx file")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where greenrt runs (default cpu)")
+    p.add_argument("--inputs", help=".npz file with one array per model input (default: random, seed 0)")
+    p.add_argument(
+        "--shapes",
+        default="",
+        help="values for dynamic dims of random inputs, e.g. input:1x3x224x224,mask:1x128",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="greenrt", description="ONNX inference optimizer and runtime over torch")
+    parser.add_argument("--version", action="store_true", help="print versions and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("run", help="run a model through greenrt")
+    _add_model_args(p)
+    p.add_argument("--save-outputs", help="write outputs to this .npz file")
+
+    p = sub.add_parser("compare", help="run greenrt and onnxruntime on the same inputs and compare outputs")
+    _add_model_args(p)
+    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+
+    p = sub.add_parser("inspect", help="show what greenrt supports or what a model holds")
+    isub = p.add_subparsers(dest="what", parser_class=_Parser, required=True)
+    ops = isub.add_parser("ops", help="list supported ops per domain and opset")
+    ops.add_argument("--opset", type=int, help="only what runs at this ai.onnx opset")
+    m = isub.add_parser("model", help="inputs, outputs, opsets and op counts of a model")
+    m.add_argument("model")
+
+    p = sub.add_parser("conformance", help="run the ONNX node conformance cases of the installed onnx")
+    p.add_argument("-k", "--select", action="append", help="glob on case name or op (repeatable)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--show", choices=["failed", "all", "none"], default="failed", help="which cases to list")
+    p.add_argument("--check", action="store_true", help="exit 1 if failures differ from the committed list")
+    p.add_argument("--write-expected", action="store_true", help="rewrite the expected-failures list")
+    p.add_argument("--json", help="write per-case results to this JSON file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from .commands import print_versions
+
+        return print_versions()
+    if not args.command:
+        parser.print_help()
+        return EXIT_ERROR
+    from . import commands
+    from ..errors import GreenrtError
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        return handler(args)
+    except GreenrtError as exc:
+        print(f"greenrt: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("greenrt: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

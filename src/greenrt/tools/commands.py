@@ -1,0 +1,197 @@
+"""Implementations of the CLI subcommands (argument parsing lives in cli.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import GreenrtError
+from .cli import EXIT_ERROR, EXIT_MISMATCH, EXIT_OK
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_versions() -> int:
+    import onnx
+    import torch
+
+    import greenrt
+
+    print(f"greenrt {greenrt.__version__}  torch {torch.__version__}  onnx {onnx.__version__}")
+    return EXIT_OK
+
+
+# -- conformance ---------------------------------------------------------------------------------------
+def cmd_conformance(args) -> int:
+    from .conformance import EXPECTED_FAILURES, read_expected_failures, run_all
+
+    results = run_all(args.select, device=args.device, progress=sys.stderr.isatty())
+    by_op: dict[str, list] = defaultdict(list)
+    for r in results:
+        by_op[r.op].append(r)
+
+    table = Table(title="ONNX node conformance (greenrt, %s)" % args.device)
+    for col in ("op", "passed", "failed", "skipped"):
+        table.add_column(col, justify="left" if col == "op" else "right")
+    for op_name in sorted(by_op):
+        rs = by_op[op_name]
+        counts = [sum(r.status == s for r in rs) for s in ("passed", "failed", "skipped")]
+        style = "red" if counts[1] else None
+        table.add_row(op_name, *map(str, counts), style=style)
+    console.print(table)
+    if args.show != "none":
+        for r in results:
+            if args.show == "all" or r.status == "failed":
+                console.print(f"{r.status.upper():8} {r.name}: {r.reason}", markup=False, highlight=False)
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r.__dict__ for r in results], f, indent=1)
+
+    failed = {r.name: r.reason for r in results if r.status == "failed"}
+    if args.write_expected:
+        lines = ["# ONNX node conformance cases greenrt is known to fail: `case  # reason`.",
+                 "# `greenrt conformance --check` (and the test suite) fails when this list and reality differ."]
+        lines += [f"{name}  # {reason}" for name, reason in sorted(failed.items())]
+        EXPECTED_FAILURES.write_text("\n".join(lines) + "\n")
+        console.print(f"wrote {len(failed)} expected failures to {EXPECTED_FAILURES}")
+
+    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
+    print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    if args.check:
+        expected = read_expected_failures()
+        ran = {r.name for r in results if r.status != "skipped"}
+        regressions = sorted(set(failed) - set(expected))
+        fixed = sorted(n for n in set(expected) - set(failed) if n in ran)
+        for name in regressions:
+            print(f"REGRESSION {name}: {failed[name]}", file=sys.stderr)
+        for name in fixed:
+            print(f"NOW PASSES {name}: remove it from {EXPECTED_FAILURES.name}", file=sys.stderr)
+        return EXIT_MISMATCH if regressions or fixed else EXIT_OK
+    return EXIT_OK
+
+
+# -- inspect ---------------------------------------------------------------------------------------------
+def cmd_inspect(args) -> int:
+    if args.what == "ops":
+        return _inspect_ops(args.opset)
+    return _inspect_model(args.model)
+
+
+def _inspect_ops(opset: int | None) -> int:
+    from ..ops import REGISTRY, load_all
+
+    load_all()
+    by_domain: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for impl in REGISTRY.all():
+        if opset is not None and impl.domain == "" and impl.since > opset:
+            continue
+        by_domain[impl.domain or "ai.onnx"][impl.op_type].append(impl)
+    total = 0
+    for domain in sorted(by_domain):
+        table = Table(title=f"domain {domain}")
+        table.add_column("op")
+        table.add_column("since-versions implemented")
+        table.add_column("family")
+        for op_type in sorted(by_domain[domain]):
+            impls = sorted(by_domain[domain][op_type], key=lambda i: i.since)
+            table.add_row(op_type, ", ".join(str(i.since) for i in impls), impls[0].family)
+            total += 1
+        console.print(table)
+    print(f"{total} ops supported")
+    return EXIT_OK
+
+
+def _inspect_model(path: str) -> int:
+    from collections import Counter
+
+    from ..onnx.importer import load_model
+    from ..runtime.session import _node_arg
+
+    model = load_model(path)
+    g = model.graph
+    console.print(f"[bold]{path}[/bold]  opsets: {dict(model.opset_imports)}  producer: {model.producer_name}")
+    for title, values in (("inputs", [v for v in g.inputs if v.name not in g.initializers]), ("outputs", g.outputs)):
+        table = Table(title=title)
+        for col in ("name", "type", "shape"):
+            table.add_column(col)
+        for v in values:
+            arg = _node_arg(v)
+            table.add_row(arg.name, arg.type, str(arg.shape))
+        console.print(table)
+    counts = Counter(n.op_type for n in g)
+    table = Table(title=f"{sum(counts.values())} nodes, {len(g.initializers)} initializers")
+    table.add_column("op")
+    table.add_column("count", justify="right")
+    for op_type, n in counts.most_common():
+        table.add_row(op_type, str(n))
+    console.print(table)
+    return EXIT_OK
+
+
+# -- run / compare ------------------------------------------------------------------------------------------
+def _session_and_inputs(args):
+    from ..runtime.session import InferenceSession
+    from .inputs import load_inputs, parse_shapes, random_inputs
+
+    session = InferenceSession(args.model, device=args.device)
+    if args.inputs:
+        feeds = load_inputs(args.inputs)
+    else:
+        feeds = random_inputs(session.get_inputs(), parse_shapes(args.shapes), seed=args.seed)
+    return session, feeds
+
+
+def _describe(value) -> str:
+    a = np.asarray(value)
+    if a.dtype.kind in "fc" and a.size:
+        return f"{a.dtype} {list(a.shape)} min {np.nanmin(a.real):.4g} max {np.nanmax(a.real):.4g}"
+    return f"{a.dtype} {list(a.shape)}"
+
+
+def cmd_run(args) -> int:
+    import time
+
+    session, feeds = _session_and_inputs(args)
+    start = time.perf_counter()
+    outputs = session.run(None, feeds)
+    elapsed = time.perf_counter() - start
+    for arg, value in zip(session.get_outputs(), outputs):
+        console.print(f"{arg.name}: {_describe(value)}", highlight=False)
+    console.print(f"ran in {elapsed * 1e3:.1f} ms on {args.device} (first call, includes warm-up)", highlight=False)
+    if args.save_outputs:
+        np.savez(args.save_outputs, **{a.name: np.asarray(v) for a, v in zip(session.get_outputs(), outputs)})
+        console.print(f"saved outputs to {args.save_outputs}")
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare_outputs, run_onnxruntime
+
+    session, feeds = _session_and_inputs(args)
+    ours = session.run(None, feeds)
+    theirs = run_onnxruntime(args.model, feeds)
+    names = [o.name for o in session.get_outputs()]
+    report = compare_outputs(names, ours, theirs, rtol=args.rtol, atol=args.atol)
+    table = Table(title=f"greenrt ({args.device}) vs onnxruntime (cpu)")
+    for col in ("output", "shape", "max abs err", "max rel err", "verdict"):
+        table.add_column(col)
+    for row in report:
+        table.add_row(
+            row.name, str(row.shape), f"{row.max_abs:.3g}", f"{row.max_rel:.3g}",
+            "[green]match[/green]" if row.ok else f"[red]MISMATCH[/red] {row.note}",
+        )
+    console.print(table)
+    ok = all(r.ok for r in report)
+    print("verdict: match" if ok else "verdict: MISMATCH")
+    return EXIT_OK if ok else EXIT_MISMATCH
+
+
+__all__ = ["cmd_conformance", "cmd_inspect", "cmd_run", "cmd_compare", "print_versions", "GreenrtError",
+           "EXIT_ERROR"]
