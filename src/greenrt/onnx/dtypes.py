@@ -92,6 +92,8 @@ def numpy_to_torch(array: np.ndarray, device: torch.device | str = "cpu"):
         bits = {1: torch.uint8, 2: torch.int16}[array.dtype.itemsize]
         raw = torch.from_numpy(np.ascontiguousarray(array).view(TORCH_TO_NUMPY[bits]))
         return raw.view(reverse[array.dtype]).to(device)
+    if not array.flags.writeable:  # e.g. memory-mapped initializers: torch wants a writable buffer
+        array = np.array(array)
     return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
 

@@ -32,6 +32,9 @@ FAMILIES = (
     "quantization",
     "strings",
     "misc",
+    "attention",
+    "ml",
+    "training",
 )
 
 _loaded = False

@@ -1,1 +1,160 @@
-"""(family being written)"""
+"""Type conversion: Cast, CastLike, BitCast.
+
+Numeric casts go through torch. Float 8 targets follow the ONNX saturate tables; string tensors (numpy object
+arrays) are parsed / formatted with numpy, as onnx's reference does. ``round_mode`` only matters for float8e8m0,
+which torch cannot hold, so it is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import torch
+
+from ..onnx.dtypes import TORCH_TO_NUMPY, TORCH_TO_ONNX, to_torch_dtype, torch_to_numpy
+from .registry import op
+
+_STRING = onnx.TensorProto.STRING
+_FLOAT8 = (torch.float8_e4m3fn, torch.float8_e4m3fnuz, torch.float8_e5m2, torch.float8_e5m2fnuz)
+_FNUZ = (torch.float8_e4m3fnuz, torch.float8_e5m2fnuz)
+
+
+def _is_string(x) -> bool:
+    return isinstance(x, np.ndarray)
+
+
+# --- float 8 -----------------------------------------------------------------------------------------------------
+
+
+def _float8_overflow_threshold(dtype: torch.dtype) -> float:
+    """Smallest |x| that rounds (RNE) past the largest finite value of ``dtype`` (3 mantissa bits: e4m3fn)."""
+    fmax = torch.finfo(dtype).max
+    ulp = 2.0 ** (math.floor(math.log2(fmax)) - 3)
+    return fmax + ulp / 2
+
+
+def _to_float8(x: torch.Tensor, dtype: torch.dtype, saturate: bool, fnuz_inf_is_nan: bool) -> torch.Tensor:
+    """x -> float8 per the Cast tables. ``fnuz_inf_is_nan``: Cast 19-23 map +-inf to NaN for FNUZ even saturating."""
+    if not x.is_floating_point() or x.dtype in _FLOAT8:
+        x = x.to(torch.float64 if x.dtype in (torch.int64, torch.uint64, torch.int32, torch.uint32) else torch.float32)
+    if saturate:
+        fmax = torch.finfo(dtype).max
+        out = torch.clamp(x, -fmax, fmax)
+        if fnuz_inf_is_nan and dtype in _FNUZ:
+            out = torch.where(torch.isinf(x), torch.full_like(x, math.nan), out)
+        return out.to(dtype)
+    if dtype == torch.float8_e4m3fn:
+        # torch saturates e4m3fn; without saturate, overflow (and +-inf) must become NaN keeping the sign.
+        overflow = torch.abs(x) >= _float8_overflow_threshold(dtype)
+        nan = torch.copysign(torch.full_like(x, math.nan), x)
+        x = torch.where(overflow, nan, x)
+    # torch already maps overflow to +-inf for e5m2 and to NaN for the FNUZ types.
+    return x.to(dtype)
+
+
+# --- strings -----------------------------------------------------------------------------------------------------
+
+
+def _to_string(x) -> np.ndarray:
+    """Numbers -> str as numpy formats them (onnx's reference uses ``astype(np.str_)``)."""
+    if _is_string(x):
+        return x.copy()
+    array = torch_to_numpy(x)
+    if array.dtype.kind not in "biufc":  # bfloat16 / float8 via ml_dtypes: format the float32 value
+        array = array.astype(np.float32)
+    return array.astype(np.str_).astype(object)
+
+
+def _parse_float(s: str) -> float:
+    """'1e-5', '+INF', 'nan' (any case), ... as a float; 'true'/'false' as 1/0."""
+    text = s.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return 1.0 if lowered == "true" else 0.0
+    return float(text)
+
+
+def _from_string(x: np.ndarray, dtype: torch.dtype, saturate: bool, fnuz_inf_is_nan: bool, device) -> torch.Tensor:
+    flat = [str(s) for s in x.reshape(-1)]
+    np_dtype = TORCH_TO_NUMPY.get(dtype)
+    if np_dtype is not None and np_dtype.kind in "iu":
+        try:
+            values = np.array(flat, dtype=np_dtype)  # exact for large 64-bit integers
+        except (ValueError, OverflowError):
+            values = np.array([_parse_float(s) for s in flat], dtype=np.float64)
+            return _cast_tensor(torch.from_numpy(values).to(device), dtype, saturate, fnuz_inf_is_nan).reshape(x.shape)
+        return torch.from_numpy(values.reshape(x.shape)).to(device)
+    values = np.array([_parse_float(s) for s in flat], dtype=np.float64).reshape(x.shape)
+    return _cast_tensor(torch.from_numpy(values).to(device), dtype, saturate, fnuz_inf_is_nan)
+
+
+# --- numeric -----------------------------------------------------------------------------------------------------
+
+
+def _cast_tensor(x: torch.Tensor, dtype: torch.dtype, saturate: bool, fnuz_inf_is_nan: bool) -> torch.Tensor:
+    if dtype in _FLOAT8:
+        return _to_float8(x, dtype, saturate, fnuz_inf_is_nan)
+    if x.dtype in _FLOAT8 and dtype != x.dtype:
+        x = x.to(torch.float32)  # torch's direct float8 -> integer conversions are not reliable
+    return x.to(dtype)
+
+
+def _cast(x, to: int, saturate: int, fnuz_inf_is_nan: bool, device):
+    if to == _STRING:
+        return _to_string(x)
+    dtype = to_torch_dtype(to)
+    if _is_string(x):
+        return _from_string(x, dtype, bool(saturate), fnuz_inf_is_nan, device)
+    return _cast_tensor(x, dtype, bool(saturate), fnuz_inf_is_nan)
+
+
+def _elem_type(y) -> int:
+    return _STRING if _is_string(y) else TORCH_TO_ONNX[y.dtype]
+
+
+# --- ops ---------------------------------------------------------------------------------------------------------
+
+
+@op("Cast", 1, 6, 9, 13)
+def Cast_1(x, *, to, ctx):
+    """Before opset 9 ``to`` could be a type name string (e.g. 'FLOAT')."""
+    if isinstance(to, str):
+        to = onnx.TensorProto.DataType.Value(to.upper())
+    return _cast(x, to, 1, True, ctx.device)
+
+
+@op("Cast", 19, 21, 23)
+def Cast_19(x, *, to, saturate=1, ctx):
+    return _cast(x, to, saturate, True, ctx.device)
+
+
+@op("Cast", 24, 25, 28)
+def Cast_24(x, *, to, saturate=1, round_mode="up", ctx):
+    """From opset 24 saturating casts send +-inf to +-FLT_MAX for the FNUZ float 8 types too."""
+    return _cast(x, to, saturate, False, ctx.device)
+
+
+@op("CastLike", 15)
+def CastLike_15(x, like, *, ctx):
+    return _cast(x, _elem_type(like), 1, True, ctx.device)
+
+
+@op("CastLike", 19, 21, 23)
+def CastLike_19(x, like, *, saturate=1, ctx):
+    return _cast(x, _elem_type(like), saturate, True, ctx.device)
+
+
+@op("CastLike", 24, 25)
+def CastLike_24(x, like, *, saturate=1, round_mode="up", ctx):
+    return _cast(x, _elem_type(like), saturate, False, ctx.device)
+
+
+@op("BitCast", 26)
+def BitCast(x, *, to):
+    """Reinterpret the bits of each element as ``to`` (same bit width, same shape)."""
+    dtype = to_torch_dtype(to)
+    if x.element_size() != torch.empty((), dtype=dtype).element_size():
+        raise ValueError(f"BitCast: {x.dtype} and {dtype} differ in width")
+    return x.contiguous().view(dtype).reshape(x.shape)

@@ -42,8 +42,16 @@ def _node_arg(value: ir.Value) -> NodeArg:
     elem = int(value.dtype) if value.dtype is not None else 0
     shape = None
     if value.shape is not None:
-        shape = [d if isinstance(d, int) else (d.value if d.value is not None else None) for d in value.shape]
+        shape = [_dim(d) for d in value.shape]
     return NodeArg(value.name, shape, _type_string(elem), elem)
+
+
+def _dim(d) -> int | str | None:
+    """A static size, a symbol name, or None (unknown; exporters also write -1 or '?' for that)."""
+    if isinstance(d, int):
+        return d if d >= 0 else None
+    name = d.value
+    return name if name not in (None, "", "?") else None
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
 
+    p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos, greenrt vs onnxruntime")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--repeats", type=int, default=10, help="timed runs per runtime (default 10)")
+
     p = sub.add_parser("inspect", help="show what greenrt supports or what a model holds")
     isub = p.add_subparsers(dest="what", parser_class=_Parser, required=True)
     ops = isub.add_parser("ops", help="list supported ops per domain and opset")
@@ -64,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2): return the code instead of exiting
+        return int(exc.code or 0)
     if args.version:
         from .commands import print_versions
 

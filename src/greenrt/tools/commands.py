@@ -77,6 +77,12 @@ def cmd_conformance(args) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(device=args.device, repeats=args.repeats)
+
+
 # -- inspect ---------------------------------------------------------------------------------------------
 def cmd_inspect(args) -> int:
     if args.what == "ops":

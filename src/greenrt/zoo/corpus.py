@@ -1,0 +1,78 @@
+"""The real-model correctness corpus: each entry exports (or locates) a model and makes real or realistic inputs.
+
+``heavy`` entries are too slow for CI's 2 CPU cores (large exports, dynamo exports); `pytest -m heavy` runs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CorpusModel:
+    name: str
+    export: Callable[[], object]  # -> path of the .onnx file
+    inputs: Callable[[], list[dict[str, np.ndarray]]]  # one or more feeds (dynamic shapes vary across them)
+    heavy: bool = False
+
+
+def _photo_batch(size: int = 224, batch: int = 2) -> list[dict[str, np.ndarray]]:
+    from . import efficientnet_lite as e
+
+    photos = list(e.photos().values())[:batch]
+    x = np.concatenate([e.preprocess(p) for p in photos])[:, :, :size, :size]
+    return [{"image": np.ascontiguousarray(x)}, {"image": np.ascontiguousarray(x[:1])}]
+
+
+def _text_feeds() -> list[dict[str, np.ndarray]]:
+    from .text import tokenize
+
+    short = tokenize(["greenrt runs ONNX models on torch.", "Energy per inference matters."])
+    long = tokenize(["A longer sentence changes the sequence length, which the dynamic axes must follow "
+                     "through every reshape and attention mask in the encoder."])
+    return [short, long]
+
+
+def _ocr_image(height: int, width: int) -> np.ndarray:
+    """skimage's text photo resized to HxW, PP-OCR normalisation ((x/255 - 0.5) / 0.5), 1x3xHxW."""
+    import torch
+    import torch.nn.functional as F
+    from skimage import data
+
+    img = torch.from_numpy(data.text().astype(np.float32))[None, None].repeat(1, 3, 1, 1)
+    img = F.interpolate(img, size=(height, width), mode="bilinear", align_corners=False)
+    return ((img / 255.0 - 0.5) / 0.5).numpy().astype(np.float32)
+
+
+def _entries() -> list[CorpusModel]:
+    from . import efficientnet_lite, ocr, text, vision
+
+    out = [
+        CorpusModel("efficientnet_lite0", lambda: efficientnet_lite.export(), _photo_batch),
+        CorpusModel("efficientnet_lite0_dynamo", lambda: efficientnet_lite.export(dynamo=True), _photo_batch,
+                    heavy=True),
+        CorpusModel("minilm", lambda: text.export_minilm(), _text_feeds),
+        CorpusModel("minilm_dynamo", lambda: text.export_minilm(dynamo=True), _text_feeds, heavy=True),
+        CorpusModel("bert_base", lambda: text.export_bert_base(), _text_feeds),
+        CorpusModel("bert_base_dynamo", lambda: text.export_bert_base(dynamo=True), _text_feeds, heavy=True),
+        CorpusModel("yolov8n", lambda: vision.export_yolov8n(),
+                    lambda: [{"images": _ocr_image(640, 640)}]),
+        CorpusModel("ppocr_det", lambda: ocr.ppocr_path("ppocr_det"),
+                    lambda: [{"x": _ocr_image(320, 448)}, {"x": _ocr_image(224, 640)}]),
+        CorpusModel("ppocr_rec", lambda: ocr.ppocr_path("ppocr_rec"),
+                    lambda: [{"x": _ocr_image(48, 320)}, {"x": _ocr_image(48, 160)}]),
+        CorpusModel("ppocr_cls", lambda: ocr.ppocr_path("ppocr_cls"),
+                    lambda: [{"x": _ocr_image(48, 192)}]),
+    ]
+    for name in vision.TORCHVISION_MODELS:
+        light = name == "mobilenet_v3_large"
+        out.append(CorpusModel(name, lambda n=name: vision.export_torchvision(n), _photo_batch, heavy=not light))
+        out.append(CorpusModel(f"{name}_dynamo", lambda n=name: vision.export_torchvision(n, dynamo=True),
+                               _photo_batch, heavy=True))
+    return out
+
+
+CORPUS: dict[str, CorpusModel] = {m.name: m for m in _entries()}

@@ -1,0 +1,52 @@
+"""torchvision classifiers (random weights, fixed seed) and ultralytics YOLOv8n built from its yaml (no download)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+from . import cache_dir
+from .export import export_onnx
+
+TORCHVISION_MODELS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16")
+
+
+def export_torchvision(name: str, dynamo: bool = False, path: Path | None = None) -> Path:
+    import torch
+    import torchvision
+
+    path = path or cache_dir() / f"{name}{'_dynamo' if dynamo else ''}.onnx"
+    if path.is_file():
+        return path
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    example = torch.randn(1, 3, 224, 224)
+    axes = {"image": {0: "batch"}}
+    return export_onnx(model, (example,), path, ["image"], ["logits"], axes, dynamo)
+
+
+def export_yolov8n(path: Path | None = None) -> Path:
+    """YOLOv8n from yolov8n.yaml with random weights, exported by ultralytics itself (opset 18, onnxslim)."""
+    path = path or cache_dir() / "yolov8n.onnx"
+    if path.is_file():
+        return path
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    workdir = cache_dir() / "yolo_export"
+    workdir.mkdir(exist_ok=True)
+    cwd = os.getcwd()
+    try:
+        os.chdir(workdir)
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = YOLO("yolov8n.yaml")
+            out = model.export(format="onnx", imgsz=640, dynamic=False, simplify=True, verbose=False)
+    finally:
+        os.chdir(cwd)
+    Path(out).replace(path)
+    return path
