@@ -90,11 +90,16 @@ def numpy_to_torch(array: np.ndarray, device: torch.device | str = "cpu"):
     reverse = {v: k for k, v in _ml_dtypes().items()}
     if array.dtype in reverse:
         bits = {1: torch.uint8, 2: torch.int16}[array.dtype.itemsize]
-        raw = torch.from_numpy(np.ascontiguousarray(array).view(TORCH_TO_NUMPY[bits]))
+        raw = torch.from_numpy(_contiguous(array).view(TORCH_TO_NUMPY[bits]))
         return raw.view(reverse[array.dtype]).to(device)
     if not array.flags.writeable:  # e.g. memory-mapped initializers: torch wants a writable buffer
         array = np.array(array)
-    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+    return torch.from_numpy(_contiguous(array)).to(device)
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)."""
+    return np.ascontiguousarray(array).reshape(array.shape)
 
 
 def torch_to_numpy(tensor) -> np.ndarray:

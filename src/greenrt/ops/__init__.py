@@ -35,6 +35,7 @@ FAMILIES = (
     "attention",
     "ml",
     "training",
+    "fused",
 )
 
 _loaded = False

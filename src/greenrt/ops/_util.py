@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 # torch's uint16/uint32/uint64 are storage types with few kernels: compute in a wider signed type, cast back.
@@ -20,6 +22,7 @@ def unsigned_safe(fn):
     uint64 values >= 2**63 wrap through int64: exact for add/sub/mul/bitwise, not for ordering or division.
     """
 
+    @functools.wraps(fn)  # keeps the op's name, module (its family) and signature
     def wrapper(*args, **kwargs):
         dtypes = [a.dtype for a in args if isinstance(a, torch.Tensor)]
         if not any(d in _WIDER for d in dtypes):
@@ -30,8 +33,6 @@ def unsigned_safe(fn):
             return result.to(out_dtype)
         return result
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
     return wrapper
 
 

@@ -59,6 +59,7 @@ def _softcap(x: torch.Tensor, softcap: float) -> torch.Tensor:
 
 
 def _bool_to_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """True (attend) -> 0, False -> -inf, selected rather than multiplied (no 0 * inf NaN)."""
     zero = torch.zeros((), dtype=dtype, device=mask.device)
     return torch.where(mask, zero, torch.full((), _NEG_INF, dtype=dtype, device=mask.device))
 
@@ -82,10 +83,6 @@ def _query_minus_key(q_len: int, kv_len: int, offset, device) -> torch.Tensor:
     return (i + offset) - j
 
 
-def _allowed_to_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return _bool_to_bias(allowed, dtype)
-
-
 def _attention_bias(q_len, kv_len, dtype, device, attn_mask, is_causal, offset, nonpad, batch, left, right):
     """The additive bias from attn_mask, is_causal, the sliding window and nonpad_kv_seqlen (onnx.reference order)."""
     if attn_mask is not None:
@@ -99,7 +96,7 @@ def _attention_bias(q_len, kv_len, dtype, device, attn_mask, is_causal, offset, 
     if attn_mask is not None:
         bias = bias + attn_mask
     if is_causal:
-        bias = bias + _allowed_to_bias(_query_minus_key(q_len, kv_len, offset, device) >= 0, bias_dtype)
+        bias = bias + _bool_to_bias(_query_minus_key(q_len, kv_len, offset, device) >= 0, bias_dtype)
     if left >= 0 or right >= 0:
         diff = _query_minus_key(q_len, kv_len, offset, device)
         allowed = torch.ones_like(diff, dtype=torch.bool)
@@ -107,10 +104,10 @@ def _attention_bias(q_len, kv_len, dtype, device, attn_mask, is_causal, offset, 
             allowed &= diff <= left
         if right >= 0:
             allowed &= -diff <= right
-        bias = bias + _allowed_to_bias(allowed, bias_dtype)
+        bias = bias + _bool_to_bias(allowed, bias_dtype)
     if nonpad is not None:
         valid = torch.arange(kv_len, device=device) < nonpad.reshape(-1, 1).to(torch.int64)
-        bias = bias + _allowed_to_bias(valid.reshape(batch, 1, 1, kv_len), bias_dtype)
+        bias = bias + _bool_to_bias(valid.reshape(batch, 1, 1, kv_len), bias_dtype)
     return bias
 
 
@@ -327,6 +324,8 @@ def TensorScatter(past_cache, update, write_indices=None, *, axis=-2, mode="line
         raise ValueError(f"unsupported mode {mode!r}")
     rank = past_cache.dim()
     axis = axis % rank
+    if axis == 0:
+        raise ValueError("TensorScatter axis must not be the batch axis")
     max_len, seq_len = past_cache.shape[axis], update.shape[axis]
     batch = past_cache.shape[0]
     if write_indices is None:
@@ -340,9 +339,10 @@ def TensorScatter(past_cache, update, write_indices=None, *, axis=-2, mode="line
         raise IndexError("TensorScatter write goes past max_sequence_length in linear mode")
     view = [batch] + [1] * (rank - 1)
     view[axis] = seq_len
-    if axis == 0:
-        raise ValueError("TensorScatter axis must not be the batch axis")
     index = pos.reshape(view).expand(update.shape)
+    if past_cache.is_floating_point() and past_cache.element_size() == 1:  # float8: no scatter kernel, move bits
+        raw = past_cache.view(torch.uint8).clone().scatter_(axis, index, update.view(torch.uint8))
+        return raw.view(past_cache.dtype)
     return past_cache.clone().scatter_(axis, index, update)
 
 

@@ -21,16 +21,20 @@ def If(cond, *, then_branch, else_branch, ctx):
     return tuple(ctx.run_graph(branch, []))
 
 
-def _empty_scan_output(ctx, index: int) -> torch.Tensor:
-    """The stacked scan output of a loop that ran zero times: shape (0,), the declared element type."""
+def _empty_scan_output(ctx, index: int, element) -> torch.Tensor:
+    """The stacked scan output of a loop that ran zero times: (0, *element shape when static), declared type."""
     dtype = torch.float32
     out_type = ctx.output_types[index] if index < len(ctx.output_types) else None
+    if out_type is None:
+        out_type = element.type
     if out_type is not None and getattr(out_type, "dtype", None) is not None:
         try:
             dtype = to_torch_dtype(int(out_type.dtype))
         except Exception:  # an element type torch lacks: fall back to float32
             pass
-    return torch.empty((0,), dtype=dtype, device=ctx.device)
+    dims = list(element.shape) if element.shape is not None else []
+    shape = (0, *dims) if all(isinstance(d, int) for d in dims) else (0,)
+    return torch.empty(shape, dtype=dtype, device=ctx.device)
 
 
 @op("Loop", *_CONTROL_FLOW_VERSIONS)
@@ -55,7 +59,8 @@ def Loop(max_trip_count, cond, *carried, body, ctx):
         keep_going = bool(cond_value.reshape(-1)[0])
         i += 1
     stacked = [
-        torch.stack(acc) if acc else _empty_scan_output(ctx, len(state) + k) for k, acc in enumerate(scans)
+        torch.stack(acc) if acc else _empty_scan_output(ctx, len(state) + k, body.outputs[1 + len(state) + k])
+        for k, acc in enumerate(scans)
     ]
     return tuple(state + stacked)
 
@@ -132,7 +137,7 @@ def Scan_9(
     for k in range(num_scan_outputs):
         elts = elements[k] if k < len(elements) else []
         if not elts:
-            outputs.append(_empty_scan_output(ctx, num_states + k))
+            outputs.append(_empty_scan_output(ctx, num_states + k, body.outputs[num_states + k]))
             continue
         if out_dirs[k]:
             elts = elts[::-1]

@@ -174,5 +174,6 @@ def MaxUnpool(x, indices, output_shape=None, *, kernel_shape=None, pads=None, st
     # as onnx's reference: indices address the inferred shape, which is then placed at the origin of output_shape
     shape = [int(v) for v in output_shape.tolist()]
     out = torch.zeros(shape, dtype=x.dtype, device=x.device)
-    out[tuple(slice(0, min(a, b)) for a, b in zip(inferred, shape))] = y[tuple(slice(0, min(a, b)) for a, b in zip(inferred, shape))]
+    common = tuple(slice(0, min(a, b)) for a, b in zip(inferred, shape))
+    out[common] = y[common]
     return out

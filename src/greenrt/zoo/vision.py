@@ -48,5 +48,5 @@ def export_yolov8n(path: Path | None = None) -> Path:
             out = model.export(format="onnx", imgsz=640, dynamic=False, simplify=True, verbose=False)
     finally:
         os.chdir(cwd)
-    Path(out).replace(path)
+    (workdir / out).replace(path)  # ultralytics returns a path relative to the working dir
     return path

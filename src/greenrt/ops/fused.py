@@ -1,0 +1,88 @@
+"""Fused ops produced by greenrt's graph passes (domain ``greenrt``); each is the ONNX ops it replaces, run as one.
+
+    FusedConv(X, W, B?, Z?)    = act(Conv(X, W, B) + Z)        conv + bias + residual add + activation
+    FusedMatMul(A, W, B?)      = act(A @ W + B)                 MatMul/Gemm + bias + activation
+    Gelu(X)                    = the erf (or tanh) GELU as one op (exporters before opset 20 decompose it)
+    ScaledDotProductAttention(Q, K, V, mask?) = softmax(Q @ K^T * scale + mask) @ V
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .registry import REGISTRY, op
+
+GREENRT = "greenrt"
+
+
+def _activation(name: str, params: list[float]):
+    """The activation by its ONNX name, with its ONNX parameters (alpha/beta or min/max) in ``params``."""
+    p = list(params)
+    table = {
+        "": lambda x: x,
+        "Relu": torch.relu,
+        "Sigmoid": torch.sigmoid,
+        "Tanh": torch.tanh,
+        "SiLU": F.silu,
+        "HardSwish": F.hardswish,
+        "LeakyRelu": lambda x: F.leaky_relu(x, p[0] if p else 0.01),
+        "Clip": lambda x: torch.clamp(x, p[0], p[1]),
+        "HardSigmoid": lambda x: torch.clamp(x * (p[0] if p else 0.2) + (p[1] if len(p) > 1 else 0.5), 0, 1),
+        "Gelu": lambda x: F.gelu(x),
+        "GeluTanh": lambda x: F.gelu(x, approximate="tanh"),
+    }
+    if name not in table:
+        raise ValueError(f"unknown fused activation {name!r}")
+    return table[name]
+
+
+ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "SiLU", "HardSwish", "LeakyRelu", "Clip", "HardSigmoid", "Gelu", "GeluTanh")
+
+
+@op("FusedConv", 1, domain=GREENRT)
+def FusedConv(x, w, b=None, z=None, *, activation="", activation_params=(), auto_pad="NOTSET", dilations=None,
+              group=1, kernel_shape=None, pads=None, strides=None):
+    conv = REGISTRY.lookup("", "Conv", 22).fn
+    kwargs = {k: v for k, v in dict(dilations=dilations, kernel_shape=kernel_shape, pads=pads,
+                                     strides=strides).items() if v is not None}
+    y = conv(x, w, b, auto_pad=auto_pad, group=group, **kwargs)
+    if z is not None:
+        y = y + z
+    return _activation(activation, activation_params)(y)
+
+
+@op("FusedMatMul", 1, domain=GREENRT)
+def FusedMatMul(a, w, b=None, *, activation="", activation_params=()):
+    y = torch.matmul(a, w)
+    if b is not None:
+        y = y + b
+    return _activation(activation, activation_params)(y)
+
+
+@op("Gelu", 1, domain=GREENRT)
+def Gelu(x, *, approximate="none"):
+    return F.gelu(x, approximate=approximate)
+
+
+@op("ScaledDotProductAttention", 1, domain=GREENRT)
+def ScaledDotProductAttention(q, k, v, mask=None, *, scale=0.0, k_transposed=0):
+    """softmax(q @ k^T * scale + mask) @ v; ``k_transposed`` when K arrives already as K^T."""
+    if k_transposed:
+        k = k.transpose(-1, -2)
+    scale = scale or 1.0 / math.sqrt(q.shape[-1])
+    if mask is not None and mask.dtype != torch.bool:
+        mask = mask.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+@op("LayerNormalization", 1, domain=GREENRT)
+def LayerNormalization(x, scale, bias=None, *, axis=-1, epsilon=1e-5):
+    """LayerNorm over the trailing axes from ``axis``, at any model opset (ONNX's own op needs opset 17)."""
+    shape = tuple(x.shape[axis:])
+    if tuple(scale.shape) == shape and (bias is None or tuple(bias.shape) == shape):
+        return F.layer_norm(x, shape, scale, bias, epsilon)
+    y = F.layer_norm(x, shape, None, None, epsilon) * scale
+    return y + bias if bias is not None else y

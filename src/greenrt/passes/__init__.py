@@ -1,0 +1,43 @@
+"""Graph -> Graph rewrites, one per file, run as an explicit ordered list; each reports what it did.
+
+    reports = optimize(model)            # in place, default pipeline
+    for r in reports: print(r.name, r.count)
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from .base import GraphPass, PassReport
+from .dead_code import EliminateDeadCode
+from .fold_batchnorm import FoldBatchNorm
+from .fold_constants import FoldConstants
+from .fuse_attention import FuseAttention
+from .fuse_conv import FuseConvActivation
+from .fuse_gelu import FuseGelu
+from .fuse_layernorm import FuseLayerNorm
+from .fuse_matmul import FuseMatMulBiasActivation
+from .remove_noops import RemoveNoops
+
+
+def default_pipeline() -> list[GraphPass]:
+    """The order matters: clean up and fold first, then fuse bottom-up patterns, then sweep dead code."""
+    return [
+        RemoveNoops(),
+        FoldConstants(),
+        FoldBatchNorm(),
+        FuseGelu(),
+        FuseLayerNorm(),
+        FuseAttention(),
+        FuseConvActivation(),
+        FuseMatMulBiasActivation(),
+        EliminateDeadCode(),
+    ]
+
+
+def optimize(model: ir.Model, passes: list[GraphPass] | None = None) -> list[PassReport]:
+    """Run ``passes`` (default pipeline) over ``model`` in place; one report per pass, in order."""
+    return [p(model) for p in (passes if passes is not None else default_pipeline())]
+
+
+__all__ = ["GraphPass", "PassReport", "optimize", "default_pipeline"]

@@ -1,0 +1,85 @@
+"""What every graph pass shares: the GraphPass interface, its report, and small onnx-ir graph helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_ir as ir
+
+GREENRT_DOMAIN = "greenrt"
+
+
+@dataclass
+class PassReport:
+    name: str
+    rule: str  # readable description, e.g. "conv(x, w) -> bn => conv(x, w * s, (b - mean) * s + beta)"
+    count: int  # how many rewrites fired
+    details: list[str] = field(default_factory=list)
+
+
+class GraphPass:
+    """A Graph -> Graph rewrite on an ir.Model, in place. ``apply`` returns how many rewrites fired."""
+
+    name = "pass"
+    rule = ""
+
+    def apply(self, model: ir.Model, report: PassReport) -> int:
+        raise NotImplementedError
+
+    def __call__(self, model: ir.Model) -> PassReport:
+        report = PassReport(self.name, self.rule, 0)
+        report.count = self.apply(model, report)
+        return report
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+def const_array(value: ir.Value | None) -> np.ndarray | None:
+    """The constant behind a value (an initializer that is not also a graph input), else None."""
+    if value is None or value.const_value is None or value.is_graph_input():
+        return None
+    return value.const_value.numpy()
+
+
+def only_consumer(value: ir.Value) -> ir.Node | None:
+    """The single node reading ``value`` when nothing else (other nodes, graph outputs) does."""
+    if value.is_graph_output():
+        return None
+    users = {id(node): node for node, _ in value.uses()}
+    return next(iter(users.values())) if len(users) == 1 else None
+
+
+def add_initializer(graph: ir.Graph, name_hint: str, array: np.ndarray) -> ir.Value:
+    name = name_hint
+    i = 0
+    while name in graph.initializers:
+        i += 1
+        name = f"{name_hint}_{i}"
+    value = ir.Value(name=name, shape=ir.Shape(array.shape), type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
+                     const_value=ir.tensor(array, name=name))
+    graph.register_initializer(value)
+    return value
+
+
+def attr(node: ir.Node, name: str, default=None):
+    a = node.attributes.get(name)
+    return default if a is None else a.value
+
+
+def replace_node(graph: ir.Graph, old_nodes: list[ir.Node], new_node: ir.Node, old_output: ir.Value) -> None:
+    """Insert ``new_node`` before the first of ``old_nodes``, route ``old_output``'s uses to its output, drop the old.
+
+    The new output takes over the old output's name, type and shape, so graph outputs keep their names.
+    """
+    graph.insert_before(old_nodes[0], new_node)
+    new_out = new_node.outputs[0]
+    new_out.type, new_out.shape = old_output.type, old_output.shape
+    name = old_output.name
+    if old_output.is_graph_output():
+        idx = [i for i, v in enumerate(graph.outputs) if v is old_output]
+        for i in idx:
+            graph.outputs[i] = new_out
+    old_output.replace_all_uses_with(new_out)
+    graph.remove(old_nodes, safe=True)
+    old_output.name = None
+    new_out.name = name

@@ -1,0 +1,111 @@
+"""Constant folding, shape subgraphs included: a node whose inputs are all constants runs once at build time
+(through greenrt's own op implementations) and becomes an initializer; Shape/Size of a value whose shape is
+static become constants, which lets the Gather/Concat/Reshape chains exporters build around them fold too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+import torch
+
+from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
+from ..ops import REGISTRY, OpContext, load_all
+from ..ops.registry import canonical_domain
+from .base import GraphPass, PassReport, add_initializer, attr, const_array
+
+NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli",
+                    "Multinomial", "Dropout"}
+MAX_FOLDED_ELEMENTS = 1 << 20  # don't turn a small ConstantOfShape into megabytes of weights
+
+
+def _static_shape(value: ir.Value | None) -> list[int] | None:
+    if value is None or value.shape is None:
+        return None
+    dims = list(value.shape)
+    return dims if all(isinstance(d, int) and d >= 0 for d in dims) else None
+
+
+def _shape_constant(node: ir.Node) -> np.ndarray | None:
+    """Shape/Size of a statically shaped value as an int64 array, else None."""
+    dims = _static_shape(node.inputs[0])
+    if dims is None:
+        return None
+    if node.op_type == "Size":
+        return np.array(int(np.prod(dims)), dtype=np.int64)
+    rank = len(dims)
+    start, end = attr(node, "start", 0), attr(node, "end", rank)
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    end = min(max(end + rank if end < 0 else end, 0), rank)
+    return np.array(dims[start:end], dtype=np.int64)
+
+
+def _evaluate(node: ir.Node, opset: int, inputs: list) -> list[np.ndarray] | None:
+    from ..runtime.executor import convert_attribute
+
+    impl = REGISTRY.lookup(node.domain, node.op_type, opset)
+    if impl is None:
+        return None
+    args = [None if a is None else (numpy_to_torch(a) if a.dtype != object else a) for a in inputs]
+    attrs = {name: convert_attribute(a, torch.device("cpu")) for name, a in node.attributes.items()}
+    if impl.wants_ctx:
+        attrs["ctx"] = OpContext(node.name or "", node.op_type, opset, torch.device("cpu"), len(node.outputs))
+    result = impl.fn(*args, **attrs)
+    result = result if isinstance(result, tuple) else (result,)
+    if not all(isinstance(r, torch.Tensor) for r in result[: len(node.outputs)]):
+        return None
+    return [torch_to_numpy(r) for r in result[: len(node.outputs)]]
+
+
+class FoldConstants(GraphPass):
+    name = "fold_constants"
+    rule = "op(const, const, ...) => const; Shape(x with static shape) => const"
+
+    def apply(self, model: ir.Model, report: PassReport) -> int:
+        load_all()
+        graph = model.graph
+        count = 0
+        for node in list(graph):
+            if canonical_domain(node.domain) != "" or node.op_type in NONDETERMINISTIC:
+                continue
+            if any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values()):
+                continue
+            if node.op_type in ("Shape", "Size"):
+                folded = _shape_constant(node)
+                outputs = None if folded is None else [folded]
+            else:
+                inputs = [const_array(v) if v is not None else None for v in node.inputs]
+                if any(v is not None and a is None for v, a in zip(node.inputs, inputs)):
+                    continue
+                try:
+                    outputs = _evaluate(node, model.opset_imports.get("", 1), inputs)
+                except Exception:  # an op that fails on these constants fails at run time too: leave it
+                    outputs = None
+                if outputs is not None:
+                    limit = max(MAX_FOLDED_ELEMENTS, sum(a.size for a in inputs if a is not None))
+                    if sum(o.size for o in outputs) > limit:
+                        outputs = None
+            if outputs is None:
+                continue
+            for value, array in zip(node.outputs, outputs):
+                self._replace_with_constant(graph, value, array)
+            graph.remove(node, safe=True)
+            count += 1
+        return count
+
+    @staticmethod
+    def _replace_with_constant(graph: ir.Graph, value: ir.Value, array: np.ndarray) -> None:
+        const = add_initializer(graph, f"{value.name or 'folded'}_const", np.ascontiguousarray(array).reshape(array.shape))
+        if value.is_graph_output():
+            # keep the graph's output name: an Identity from the constant carries it
+            ident = ir.Node("", "Identity", [const], name=f"{value.name}_const")
+            graph.append(ident)
+            value.replace_all_uses_with(ident.outputs[0])
+            for i, v in enumerate(graph.outputs):
+                if v is value:
+                    graph.outputs[i] = ident.outputs[0]
+            name = value.name
+            value.name = None
+            ident.outputs[0].name = name
+        else:
+            value.replace_all_uses_with(const)
