@@ -18,20 +18,24 @@ from .registry import op
 
 
 def _source_coords(mode, out_size, scale, in_size, roi, device):
-    """Source coordinate of every output index along one axis (float64), and the tf_crop extrapolation mask."""
+    """Source coordinate of every output index along one axis (float64), and the tf_crop extrapolation mask.
+
+    align_corners / tf_crop_and_resize divide by the integer output length (the spec and onnxruntime; onnx's
+    reference uses scale * length, which differs only when that is not an integer).
+    """
     y = torch.arange(out_size, dtype=torch.float64, device=device)
     out_width = scale * in_size
     extrapolated = None
     if mode == "align_corners":
-        x = torch.zeros_like(y) if out_width == 1 else y * (in_size - 1) / (out_width - 1)
+        x = torch.zeros_like(y) if out_size == 1 else y * (in_size - 1) / (out_size - 1)
     elif mode == "asymmetric":
         x = y / scale
     elif mode == "tf_crop_and_resize":
         start, end = roi
-        if out_width == 1:
+        if out_size == 1:
             x = torch.full_like(y, (end - start) * (in_size - 1) / 2)
         else:
-            x = y * (end - start) * (in_size - 1) / (out_width - 1)
+            x = y * (end - start) * (in_size - 1) / (out_size - 1)
         x = x + start * (in_size - 1)
         extrapolated = (x < 0) | (x > in_size - 1)
     elif mode == "pytorch_half_pixel":

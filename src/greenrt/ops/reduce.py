@@ -31,8 +31,11 @@ def _sum(x, dims, keepdims):
     return torch.sum(x, dim=dims, keepdim=keepdims) if dims else x
 
 
-def _extreme(x, dims, keepdims, largest):
-    """amax/amin; an empty set gives -inf/+inf (or the dtype's min/max); bool compares False < True."""
+def _extreme(x, dims, keepdims, largest, unsigned=False):
+    """amax/amin; an empty set gives -inf/+inf (or the dtype's min/max); bool compares False < True.
+
+    ``unsigned``: x is a widened unsigned tensor, whose min is 0 and max is -1 once cast back.
+    """
     if not dims:
         return x
     if x.dtype == torch.bool:
@@ -43,6 +46,8 @@ def _extreme(x, dims, keepdims, largest):
             fill = -float("inf") if largest else float("inf")
         else:
             fill = info.min if largest else info.max
+            if unsigned:
+                fill = 0 if largest else -1
         return torch.full(_out_shape(x, dims, keepdims), fill, dtype=x.dtype, device=x.device)
     fn = torch.amax if largest else torch.amin
     return fn(x, dim=dims, keepdim=keepdims)
@@ -75,7 +80,10 @@ def _mean(x, dims, keepdims):
     count = 1
     for d in dims:
         count *= x.shape[d]
-    return torch.div(torch.sum(x, dim=dims, keepdim=keepdims), count, rounding_mode="trunc")
+    total = torch.sum(x, dim=dims, keepdim=keepdims)
+    if count == 0:  # mean of nothing: NaN, cast to the integer type like numpy does
+        return total.to(torch.float64) / 0.0
+    return torch.div(total, count, rounding_mode="trunc")
 
 
 _KERNELS = {
@@ -86,8 +94,6 @@ _KERNELS = {
     "ReduceLogSum": lambda x, d, k: torch.log(_sum(_float(x), d, k)),
     "ReduceLogSumExp": lambda x, d, k: _logsumexp(_float(x), d, k),
     "ReduceMean": _mean,
-    "ReduceMax": lambda x, d, k: _extreme(x, d, k, True),
-    "ReduceMin": lambda x, d, k: _extreme(x, d, k, False),
     "ReduceProd": _prod,
 }
 
@@ -98,7 +104,11 @@ def _reduce(name, x, axes, keepdims, noop_with_empty_axes):
     wide = widen(x)
     if name in ("ReduceL2", "ReduceLogSum", "ReduceLogSumExp") and wide.dtype in (torch.float16, torch.bfloat16):
         wide = wide.float()
-    out = _KERNELS[name](wide, dims, bool(keepdims))
+    if name in ("ReduceMax", "ReduceMin"):
+        unsigned = dtype in (torch.uint16, torch.uint32, torch.uint64)
+        out = _extreme(wide, dims, bool(keepdims), name == "ReduceMax", unsigned)
+    else:
+        out = _KERNELS[name](wide, dims, bool(keepdims))
     return out.to(dtype)
 
 

@@ -1,0 +1,214 @@
+"""Each graph pass on a hand-built graph: the output still matches onnxruntime AND the rewrite fired."""
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from greenrt.onnx.importer import load_model
+from greenrt.passes import optimize
+from greenrt.passes.dead_code import EliminateDeadCode
+from greenrt.passes.fold_batchnorm import FoldBatchNorm
+from greenrt.passes.fold_constants import FoldConstants
+from greenrt.passes.fuse_attention import FuseAttention
+from greenrt.passes.fuse_conv import FuseConvActivation
+from greenrt.passes.fuse_gelu import FuseGelu
+from greenrt.passes.fuse_layernorm import FuseLayerNorm
+from greenrt.passes.fuse_matmul import FuseMatMulBiasActivation
+from greenrt.passes.remove_noops import RemoveNoops
+from greenrt.runtime.executor import Executor
+
+R = np.random.default_rng(0)
+
+
+def _init(name, shape, positive=False):
+    a = R.standard_normal(shape).astype(np.float32)
+    return numpy_helper.from_array(np.abs(a) + 0.5 if positive else a, name)
+
+
+def _model(nodes, inputs, outputs, inits, opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _vi(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def _check(model, passes, feeds, expect_ops, rtol=1e-5):
+    """Run passes; assert the fused/removed ops and numerics vs onnxruntime on the original model."""
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    ir_model = load_model(model)
+    reports = optimize(ir_model, passes)
+    ops = Counter(n.op_type for n in ir_model.graph)
+    for op_type, count in expect_ops.items():
+        assert ops[op_type] == count, f"{op_type}: {ops[op_type]} != {count}; graph has {dict(ops)}"
+    ex = Executor(ir_model.graph, dict(ir_model.opset_imports))
+    outs = ex.run({k: torch.from_numpy(v) for k, v in feeds.items()})
+    for o, r in zip(outs, ref):
+        np.testing.assert_allclose(o.numpy(), r, rtol=rtol, atol=rtol * np.abs(r).max())
+    return reports
+
+
+def test_remove_noops_identity_dropout_cast():
+    nodes = [
+        helper.make_node("Identity", ["x"], ["a"]),
+        helper.make_node("Dropout", ["a", "ratio"], ["b"]),
+        helper.make_node("Cast", ["b"], ["c"], to=TensorProto.FLOAT),
+        helper.make_node("Relu", ["c"], ["y"]),
+    ]
+    ratio = numpy_helper.from_array(np.array(0.3, np.float32), "ratio")
+    model = _model(nodes, [_vi("x", [2, 3])], [_vi("y", [2, 3])], [ratio])
+    reports = _check(model, [RemoveNoops()], {"x": R.standard_normal((2, 3)).astype(np.float32)},
+                     {"Identity": 0, "Dropout": 0, "Cast": 0, "Relu": 1})
+    assert reports[0].count == 3
+
+
+def test_fold_constants_including_shape_subgraph():
+    # y = Reshape(x, Concat(Shape(x)[0:1], [-1])) with a static x shape: the shape chain folds away
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Slice", ["s", "zero", "one"], ["s0"]),
+        helper.make_node("Concat", ["s0", "minus1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["r"]),
+        helper.make_node("Add", ["k1", "k2"], ["k"]),
+        helper.make_node("Mul", ["r", "k"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+             (("zero", [0]), ("one", [1]), ("minus1", [-1]))] + [_init("k1", [12]), _init("k2", [12])]
+    model = _model(nodes, [_vi("x", [2, 3, 4])], [_vi("y", [2, 12])], inits)
+    reports = _check(model, [FoldConstants(), EliminateDeadCode()],
+                     {"x": R.standard_normal((2, 3, 4)).astype(np.float32)},
+                     {"Shape": 0, "Slice": 0, "Concat": 0, "Add": 0, "Reshape": 1, "Mul": 1})
+    assert reports[0].count == 4
+
+
+@pytest.mark.parametrize("op_type", ["Conv", "ConvTranspose", "Gemm"])
+def test_fold_batchnorm(op_type):
+    c = 4
+    if op_type == "Gemm":
+        x_shape, w = [3, 6], _init("W", [c, 6])
+        node = helper.make_node("Gemm", ["x", "W", "B"], ["h"], transB=1, alpha=0.7, beta=1.3)
+        bn_in = [3, c]
+    elif op_type == "Conv":
+        x_shape, w = [2, 3, 8, 8], _init("W", [c, 3, 3, 3])
+        node = helper.make_node("Conv", ["x", "W", "B"], ["h"], pads=[1, 1, 1, 1])
+        bn_in = [2, c, 8, 8]
+    else:
+        x_shape, w = [2, 4, 5, 5], _init("W", [4, c // 2, 3, 3])
+        node = helper.make_node("ConvTranspose", ["x", "W", "B"], ["h"], group=2, strides=[2, 2])
+        bn_in = [2, c, 11, 11]
+    nodes = [node, helper.make_node("BatchNormalization", ["h", "g", "b", "m", "v"], ["y"], epsilon=1e-3)]
+    inits = [w, _init("B", [c]), _init("g", [c]), _init("b", [c]), _init("m", [c]), _init("v", [c], positive=True)]
+    model = _model(nodes, [_vi("x", x_shape)], [_vi("y", bn_in)], inits)
+    reports = _check(model, [FoldBatchNorm()], {"x": R.standard_normal(x_shape).astype(np.float32)},
+                     {"BatchNormalization": 0, op_type: 1}, rtol=1e-4)
+    assert reports[0].count == 1
+
+
+ACTS = {
+    "Relu": (helper.make_node("Relu", ["h"], ["y"]), []),
+    "Clip": (helper.make_node("Clip", ["h", "lo", "hi"], ["y"]),
+             [numpy_helper.from_array(np.array(0, np.float32), "lo"), numpy_helper.from_array(np.array(6, np.float32), "hi")]),
+    "LeakyRelu": (helper.make_node("LeakyRelu", ["h"], ["y"], alpha=0.2), []),
+    "Sigmoid": (helper.make_node("Sigmoid", ["h"], ["y"]), []),
+    "HardSigmoid": (helper.make_node("HardSigmoid", ["h"], ["y"], alpha=0.3, beta=0.4), []),
+    "HardSwish": (helper.make_node("HardSwish", ["h"], ["y"]), []),
+    "Tanh": (helper.make_node("Tanh", ["h"], ["y"]), []),
+}
+
+
+@pytest.mark.parametrize("act", list(ACTS) + ["SiLU", "residual+Relu"])
+def test_fuse_conv_bias_activation(act):
+    x_shape = [2, 3, 8, 8]
+    conv = helper.make_node("Conv", ["x", "W", "B"], ["h"], pads=[1, 1, 1, 1])
+    inits = [_init("W", [3, 3, 3, 3]), _init("B", [3])]
+    if act == "SiLU":
+        tail = [helper.make_node("Sigmoid", ["h"], ["s"]), helper.make_node("Mul", ["h", "s"], ["y"])]
+    elif act == "residual+Relu":
+        tail = [helper.make_node("Add", ["h", "x"], ["r"]), helper.make_node("Relu", ["r"], ["y"])]
+    else:
+        node, extra = ACTS[act]
+        tail, inits = [node], inits + extra
+    model = _model([conv] + tail, [_vi("x", x_shape)], [_vi("y", x_shape)], inits)
+    _check(model, [FuseConvActivation()], {"x": R.standard_normal(x_shape).astype(np.float32)},
+           {"FusedConv": 1, "Conv": 0, "Relu": 0, "Sigmoid": 0, "Add": 0}, rtol=1e-5)
+
+
+def test_fuse_matmul_bias_gelu_and_gemm():
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["m"]),
+        helper.make_node("Add", ["m", "b"], ["h"]),
+        helper.make_node("Div", ["h", "sqrt2"], ["d"]),
+        helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["e1"]),
+        helper.make_node("Mul", ["h", "e1"], ["p"]),
+        helper.make_node("Mul", ["p", "half"], ["g"]),
+        helper.make_node("Gemm", ["g", "W2", "C2"], ["y"], transB=1, alpha=0.5),
+    ]
+    scal = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in
+            (("sqrt2", 2 ** 0.5), ("one", 1.0), ("half", 0.5))]
+    inits = [_init("W", [8, 16]), _init("b", [16]), _init("W2", [5, 16]), _init("C2", [5])] + scal
+    model = _model(nodes, [_vi("x", [4, 8])], [_vi("y", [4, 5])], inits)
+    reports = _check(model, [FuseGelu(), FuseMatMulBiasActivation()],
+                     {"x": R.standard_normal((4, 8)).astype(np.float32)},
+                     {"FusedMatMul": 2, "Erf": 0, "Gemm": 0, "MatMul": 0, "Gelu": 0})
+    assert [r.count for r in reports] == [1, 2]
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_fuse_decomposed_layernorm(opset):
+    def mean(inp, out):
+        if opset >= 18:
+            return helper.make_node("ReduceMean", [inp, "axes"], [out])
+        return helper.make_node("ReduceMean", [inp], [out], axes=[-1])
+
+    nodes = [
+        mean("x", "mu"),
+        helper.make_node("Sub", ["x", "mu"], ["d"]),
+        helper.make_node("Pow", ["d", "two"], ["sq"]),
+        mean("sq", "var"),
+        helper.make_node("Add", ["var", "eps"], ["ve"]),
+        helper.make_node("Sqrt", ["ve"], ["sd"]),
+        helper.make_node("Div", ["d", "sd"], ["n"]),
+        helper.make_node("Mul", ["n", "gamma"], ["gn"]),
+        helper.make_node("Add", ["gn", "beta"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("two", 2.0), ("eps", 1e-5))]
+    inits += [_init("gamma", [16]), _init("beta", [16]), numpy_helper.from_array(np.array([-1], np.int64), "axes")]
+    model = _model(nodes, [_vi("x", [2, 5, 16])], [_vi("y", [2, 5, 16])], inits, opset=opset)
+    _check(model, [FuseLayerNorm()], {"x": R.standard_normal((2, 5, 16)).astype(np.float32) * 3 + 1},
+           {"LayerNormalization": 1, "ReduceMean": 0, "Sqrt": 0, "Div": 0}, rtol=1e-5)
+
+
+def test_fuse_attention_with_scale_and_mask():
+    b, h, s, d = 2, 3, 7, 8
+    nodes = [
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+        helper.make_node("MatMul", ["q", "kt"], ["qk"]),
+        helper.make_node("Div", ["qk", "scale"], ["qks"]),
+        helper.make_node("Add", ["qks", "mask"], ["qkm"]),
+        helper.make_node("Softmax", ["qkm"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "v"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(d ** 0.5, np.float32), "scale")]
+    ins = [_vi("q", [b, h, s, d]), _vi("k", [b, h, s, d]), _vi("v", [b, h, s, d]), _vi("mask", [b, 1, 1, s])]
+    model = _model(nodes, ins, [_vi("y", [b, h, s, d])], inits)
+    mask = np.where(R.random((b, 1, 1, s)) < 0.3, -1e4, 0.0).astype(np.float32)
+    feeds = {n: R.standard_normal((b, h, s, d)).astype(np.float32) for n in "qkv"} | {"mask": mask}
+    _check(model, [FuseAttention()], feeds, {"ScaledDotProductAttention": 1, "Softmax": 0, "MatMul": 0})
+
+
+def test_dead_code_removes_unused_nodes_and_weights():
+    nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("MatMul", ["x", "W"], ["unused"])]
+    model = _model(nodes, [_vi("x", [2, 4])], [_vi("y", [2, 4])], [_init("W", [4, 4])])
+    reports = _check(model, [EliminateDeadCode()], {"x": R.standard_normal((2, 4)).astype(np.float32)},
+                     {"MatMul": 0, "Relu": 1})
+    assert reports[0].count == 2  # the node and its weight
