@@ -50,7 +50,7 @@ def _check(model, passes, feeds, expect_ops, rtol=1e-5):
     ops = Counter(n.op_type for n in ir_model.graph)
     for op_type, count in expect_ops.items():
         assert ops[op_type] == count, f"{op_type}: {ops[op_type]} != {count}; graph has {dict(ops)}"
-    ex = Executor(ir_model.graph, dict(ir_model.opset_imports))
+    ex = Executor.from_model(ir_model)
     outs = ex.run({k: torch.from_numpy(v) for k, v in feeds.items()})
     for o, r in zip(outs, ref):
         np.testing.assert_allclose(o.numpy(), r, rtol=rtol, atol=rtol * np.abs(r).max())

@@ -20,22 +20,22 @@ from .registry import op
 def _source_coords(mode, out_size, scale, in_size, roi, device):
     """Source coordinate of every output index along one axis (float64), and the tf_crop extrapolation mask.
 
-    align_corners / tf_crop_and_resize divide by the integer output length (the spec and onnxruntime; onnx's
-    reference uses scale * length, which differs only when that is not an integer).
+    As onnx's reference (and its conformance tests), the output length is scale * in_size, possibly fractional;
+    onnxruntime uses the integer output length, so results differ when scale * in_size is not an integer.
     """
     y = torch.arange(out_size, dtype=torch.float64, device=device)
     out_width = scale * in_size
     extrapolated = None
     if mode == "align_corners":
-        x = torch.zeros_like(y) if out_size == 1 else y * (in_size - 1) / (out_size - 1)
+        x = torch.zeros_like(y) if out_width == 1 else y * (in_size - 1) / (out_width - 1)
     elif mode == "asymmetric":
         x = y / scale
     elif mode == "tf_crop_and_resize":
         start, end = roi
-        if out_size == 1:
+        if out_width == 1:
             x = torch.full_like(y, (end - start) * (in_size - 1) / 2)
         else:
-            x = y * (end - start) * (in_size - 1) / (out_size - 1)
+            x = y * (end - start) * (in_size - 1) / (out_width - 1)
         x = x + start * (in_size - 1)
         extrapolated = (x < 0) | (x > in_size - 1)
     elif mode == "pytorch_half_pixel":
@@ -96,21 +96,11 @@ def _kernel_coeffs(ratio, scale, mode, nearest_mode, cubic_a, antialias):
 def _axis_weights(in_size, out_size, scale, roi, opts, device):
     """Neighbour indices (out, n), weights (out, n) and extrapolation mask for one axis (onnx reference rules)."""
     x, extrapolated = _source_coords(opts["coord"], out_size, scale, in_size, roi, device)
-    x_floor = torch.floor(x)
-    ratio = torch.where(x == x_floor, torch.ones_like(x), x - x_floor)
+    base = torch.ceil(x) - 1  # integer x sits at ratio 1 of the cell to its left (as onnx's reference)
+    ratio = x - base
     coeffs = _kernel_coeffs(ratio, scale, opts["mode"], opts["nearest_mode"], opts["cubic_a"], opts["antialias"])
-    n = coeffs.shape[1]
-    pad = math.ceil(n / 2)
-    xp = x + pad
-    p = torch.floor(xp)
-    frac = xp - p
-    if n % 2 == 0:
-        offset = torch.where(frac == 0, -(n // 2), -(n // 2) + 1)
-    else:
-        base = -((n - 1) // 2)
-        offset = torch.where(frac <= 0.5, base, base + 1)
-    start = p.long() + offset - pad
-    idx = start[:, None] + torch.arange(n, device=device)[None, :]
+    n = coeffs.shape[1]  # always even: taps base + 1 - n/2 ... base + n/2
+    idx = base.long()[:, None] + (1 - n // 2) + torch.arange(n, device=device)[None, :]
     if opts["exclude_outside"]:
         coeffs = torch.where((idx < 0) | (idx >= in_size), torch.zeros_like(coeffs), coeffs)
         total = coeffs.sum(dim=1, keepdim=True)

@@ -5,14 +5,49 @@ static become constants, which lets the Gather/Concat/Reshape chains exporters b
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx_ir as ir
 import torch
 
+from ..errors import GreenrtError
 from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
 from ..ops import REGISTRY, OpContext, load_all
 from ..ops.registry import canonical_domain
 from .base import GraphPass, PassReport, add_initializer, attr, const_array
+
+
+def tensor_value(tensor: ir.TensorProtocol, device: torch.device):
+    """An ir tensor (initializer or attribute) as a runtime value on ``device``."""
+    array = tensor.numpy()
+    if tensor.dtype == ir.DataType.STRING:
+        return np.vectorize(_as_str, otypes=[object])(array) if array.size else array.astype(object)
+    return numpy_to_torch(array, device)
+
+
+def _as_str(x) -> str:
+    return x.decode("utf-8") if isinstance(x, bytes) else str(x)
+
+
+def convert_attribute(attr: ir.Attr, device: torch.device) -> Any:
+    t = attr.type
+    A = ir.AttributeType
+    if t in (A.FLOAT, A.INT, A.FLOATS, A.INTS, A.GRAPH, A.GRAPHS, A.TYPE_PROTO, A.TYPE_PROTOS):
+        value = attr.value
+        return list(value) if t in (A.FLOATS, A.INTS, A.GRAPHS, A.TYPE_PROTOS) else value
+    if t == A.STRING:
+        return _as_str(attr.value)
+    if t == A.STRINGS:
+        return [_as_str(s) for s in attr.value]
+    if t == A.TENSOR:
+        return tensor_value(attr.value, device)
+    if t == A.TENSORS:
+        return [tensor_value(v, device) for v in attr.value]
+    if t == A.SPARSE_TENSOR:
+        return attr.value  # only Constant uses it; it converts the proto itself
+    raise GreenrtError(f"attribute {attr.name!r} has unsupported type {t}")
+
 
 NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli",
                     "Multinomial", "Dropout"}
@@ -41,8 +76,6 @@ def _shape_constant(node: ir.Node) -> np.ndarray | None:
 
 
 def _evaluate(node: ir.Node, opset: int, inputs: list) -> list[np.ndarray] | None:
-    from ..runtime.executor import convert_attribute
-
     impl = REGISTRY.lookup(node.domain, node.op_type, opset)
     if impl is None:
         return None

@@ -68,8 +68,7 @@ class InferenceSession:
         self.device = resolve_device(device)
         self.model_path = None if isinstance(model, onnx.ModelProto) else str(model)
         self.model: ir.Model = load_model(model)
-        opsets = dict(self.model.opset_imports)
-        self.executor = Executor(self.model.graph, opsets, self.device)
+        self.executor = Executor.from_model(self.model, self.device)
         initializer_names = set(self.model.graph.initializers)
         self._inputs = [_node_arg(v) for v in self.model.graph.inputs if v.name not in initializer_names]
         self._optional_inputs = {v.name for v in self.model.graph.inputs if v.name in initializer_names}

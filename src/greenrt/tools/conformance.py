@@ -180,8 +180,7 @@ def run_case(case, device: str = "cpu") -> CaseResult:
     if reason:
         return CaseResult(case.name, op, "skipped", reason)
     try:
-        model = load_model(case.model)
-        executor = Executor(model.graph, dict(model.opset_imports), device)
+        executor = Executor.from_model(load_model(case.model), device)
         input_names = [i.name for i in case.model.graph.input]
         for i, (inputs, outputs) in enumerate(case.data_sets):
             feeds = {n: _to_runtime(_to_numpy_value(v), device) for n, v in zip(input_names, inputs)}
