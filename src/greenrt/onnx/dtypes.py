@@ -7,31 +7,44 @@ Types torch cannot hold (4-bit, 2-bit, float8e8m0) map to None and are reported 
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import torch
 
-T = onnx.TensorProto
+# ONNX TensorProto.DataType numbers (fixed by the ONNX spec), spelled out so that loading and running an engine
+# does not need the onnx package.
+FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL = 1, 2, 3, 4, 5, 6, 7, 8, 9
+FLOAT16, DOUBLE, UINT32, UINT64, COMPLEX64, COMPLEX128, BFLOAT16 = 10, 11, 12, 13, 14, 15, 16
+FLOAT8E4M3FN, FLOAT8E4M3FNUZ, FLOAT8E5M2, FLOAT8E5M2FNUZ = 17, 18, 19, 20
+UINT4, INT4, FLOAT4E2M1, FLOAT8E8M0, UINT2, INT2 = 21, 22, 23, 24, 25, 26
+
+TYPE_NAMES = {
+    FLOAT: "float", UINT8: "uint8", INT8: "int8", UINT16: "uint16", INT16: "int16", INT32: "int32",
+    INT64: "int64", STRING: "string", BOOL: "bool", FLOAT16: "float16", DOUBLE: "double", UINT32: "uint32",
+    UINT64: "uint64", COMPLEX64: "complex64", COMPLEX128: "complex128", BFLOAT16: "bfloat16",
+    FLOAT8E4M3FN: "float8e4m3fn", FLOAT8E4M3FNUZ: "float8e4m3fnuz", FLOAT8E5M2: "float8e5m2",
+    FLOAT8E5M2FNUZ: "float8e5m2fnuz", UINT4: "uint4", INT4: "int4", FLOAT4E2M1: "float4e2m1",
+    FLOAT8E8M0: "float8e8m0", UINT2: "uint2", INT2: "int2",
+}
 
 ONNX_TO_TORCH: dict[int, torch.dtype] = {
-    T.FLOAT: torch.float32,
-    T.DOUBLE: torch.float64,
-    T.FLOAT16: torch.float16,
-    T.BFLOAT16: torch.bfloat16,
-    T.INT8: torch.int8,
-    T.INT16: torch.int16,
-    T.INT32: torch.int32,
-    T.INT64: torch.int64,
-    T.UINT8: torch.uint8,
-    T.UINT16: torch.uint16,
-    T.UINT32: torch.uint32,
-    T.UINT64: torch.uint64,
-    T.BOOL: torch.bool,
-    T.COMPLEX64: torch.complex64,
-    T.COMPLEX128: torch.complex128,
-    T.FLOAT8E4M3FN: torch.float8_e4m3fn,
-    T.FLOAT8E4M3FNUZ: torch.float8_e4m3fnuz,
-    T.FLOAT8E5M2: torch.float8_e5m2,
-    T.FLOAT8E5M2FNUZ: torch.float8_e5m2fnuz,
+    FLOAT: torch.float32,
+    DOUBLE: torch.float64,
+    FLOAT16: torch.float16,
+    BFLOAT16: torch.bfloat16,
+    INT8: torch.int8,
+    INT16: torch.int16,
+    INT32: torch.int32,
+    INT64: torch.int64,
+    UINT8: torch.uint8,
+    UINT16: torch.uint16,
+    UINT32: torch.uint32,
+    UINT64: torch.uint64,
+    BOOL: torch.bool,
+    COMPLEX64: torch.complex64,
+    COMPLEX128: torch.complex128,
+    FLOAT8E4M3FN: torch.float8_e4m3fn,
+    FLOAT8E4M3FNUZ: torch.float8_e4m3fnuz,
+    FLOAT8E5M2: torch.float8_e5m2,
+    FLOAT8E5M2FNUZ: torch.float8_e5m2fnuz,
 }
 
 TORCH_TO_ONNX: dict[torch.dtype, int] = {v: k for k, v in ONNX_TO_TORCH.items()}
@@ -68,10 +81,7 @@ def _ml_dtypes():
 
 
 def onnx_type_name(elem_type: int) -> str:
-    try:
-        return T.DataType.Name(elem_type).lower()
-    except ValueError:
-        return f"elem_type {elem_type}"
+    return TYPE_NAMES.get(int(elem_type), f"elem_type {elem_type}")
 
 
 def to_torch_dtype(elem_type: int) -> torch.dtype:
@@ -80,7 +90,7 @@ def to_torch_dtype(elem_type: int) -> torch.dtype:
 
 
 def is_supported_elem_type(elem_type: int) -> bool:
-    return int(elem_type) in ONNX_TO_TORCH or int(elem_type) == T.STRING
+    return int(elem_type) in ONNX_TO_TORCH or int(elem_type) == STRING
 
 
 def numpy_to_torch(array: np.ndarray, device: torch.device | str = "cpu"):
@@ -116,5 +126,7 @@ def torch_to_numpy(tensor) -> np.ndarray:
 
 def numpy_dtype_to_onnx(dtype: np.dtype) -> int:
     if dtype == object or dtype.kind in "US":
-        return T.STRING
+        return STRING
+    import onnx
+
     return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))

@@ -22,17 +22,21 @@ def If(cond, *, then_branch, else_branch, ctx):
 
 
 def _empty_scan_output(ctx, index: int, element) -> torch.Tensor:
-    """The stacked scan output of a loop that ran zero times: (0, *element shape when static), declared type."""
+    """The stacked scan output of a loop that ran zero times: (0, *element shape when static), declared type.
+
+    ``element`` is the body's output for it (an onnx-ir value or a plan TensorSpec: both have .type and .shape).
+    """
     dtype = torch.float32
     out_type = ctx.output_types[index] if index < len(ctx.output_types) else None
-    if out_type is None:
-        out_type = element.type
-    if out_type is not None and getattr(out_type, "dtype", None) is not None:
-        try:
-            dtype = to_torch_dtype(int(out_type.dtype))
-        except Exception:  # an element type torch lacks: fall back to float32
-            pass
-    dims = list(element.shape) if element.shape is not None else []
+    for candidate in (out_type, getattr(element, "type", None)):
+        elem_type = int(getattr(candidate, "dtype", 0) or 0)
+        if elem_type:
+            try:
+                dtype = to_torch_dtype(elem_type)
+                break
+            except Exception:  # an element type torch lacks: keep looking, else float32
+                pass
+    dims = list(getattr(element, "shape", None) or [])
     shape = (0, *dims) if all(isinstance(d, int) for d in dims) else (0,)
     return torch.empty(shape, dtype=dtype, device=ctx.device)
 

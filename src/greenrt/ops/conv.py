@@ -109,6 +109,8 @@ def ConvTranspose(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, k
             total = full[i] + out_pad[i] - target[i]
             small, big = total // 2, total - total // 2
             begin, end = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+            if total < 0:  # output larger than the full result: zeros go at the end (as onnxruntime)
+                begin, end = 0, total
             begins.append(begin)
             ends.append(end)
         pads = begins + ends

@@ -72,8 +72,8 @@ def Constant(
 @op("ConstantOfShape", 9, 20, 21, 23, 24, 25)
 def ConstantOfShape(shape, *, value=None, ctx):
     """A tensor of ``shape`` filled with the one-element ``value`` (default float32 0)."""
-    dims = tuple(int_list(shape))
-    device = shape.device if isinstance(shape, torch.Tensor) else ctx.device
+    dims = tuple(int_list(shape))  # shape is read on the host; the result goes to ctx.device
+    device = ctx.device
     if value is None:
         return torch.zeros(dims, dtype=torch.float32, device=device)
     return value.reshape(-1)[:1].to(device).reshape(()).expand(dims).clone()
@@ -82,31 +82,32 @@ def ConstantOfShape(shape, *, value=None, ctx):
 # -- Range / EyeLike -----------------------------------------------------------------------------------
 
 
-def _range(start, limit, delta):
-    """start + i * delta for i < max(ceil((limit - start) / delta), 0), in the inputs' dtype."""
+def _range(start, limit, delta, device):
+    """start + i * delta for i < max(ceil((limit - start) / delta), 0), in the inputs' dtype, on ``device``."""
     dtype = start.dtype
+    start, delta = start.to(device), delta.to(device)
     s, lim, d = (float(t.item()) if dtype.is_floating_point else int(t.item()) for t in (start, limit, delta))
     if dtype.is_floating_point:
         n = max(int(np.ceil((lim - s) / d)), 0)
     else:
         n = max(-(-(lim - s) // d), 0)
-    i = torch.arange(n, device=start.device, dtype=torch.float64 if dtype.is_floating_point else torch.int64)
+    i = torch.arange(n, device=device, dtype=torch.float64 if dtype.is_floating_point else torch.int64)
     return (start.to(i.dtype) + i * delta.to(i.dtype)).to(dtype)
 
 
 @op("Range", 11)
-def Range_11(start, limit, delta):
-    return _range(start, limit, delta)
+def Range_11(start, limit, delta, *, ctx):
+    return _range(start, limit, delta, ctx.device)
 
 
 @op("Range", 27)
-def Range_27(start, limit, delta, *, stash_type=1):
+def Range_27(start, limit, delta, *, stash_type=1, ctx):
     """stash_type=0 keeps float16/bfloat16 arithmetic in the input type."""
     if stash_type == 0 and start.dtype in (torch.float16, torch.bfloat16):
-        n = _range(start.float(), limit.float(), delta.float()).shape[0]
-        i = torch.arange(n, device=start.device).to(start.dtype)
-        return start + i * delta
-    return _range(start, limit, delta)
+        n = _range(start.float(), limit.float(), delta.float(), ctx.device).shape[0]
+        i = torch.arange(n, device=ctx.device).to(start.dtype)
+        return start.to(ctx.device) + i * delta.to(ctx.device)
+    return _range(start, limit, delta, ctx.device)
 
 
 @op("EyeLike", 9, 22)

@@ -134,9 +134,9 @@ def NonZero(x):
 
 @op("OneHot", 9, 11, 28)
 def OneHot(indices, depth, values, *, axis=-1):
-    """values = [off, on]; indices outside [-depth, depth-1] give an all-off row."""
+    """values = [off, on]; indices outside [-depth, depth-1] give an all-off row; float indices truncate."""
     depth = int(depth.reshape(-1)[0].item())
-    idx = indices.to(torch.float64).floor().to(torch.int64) if indices.is_floating_point() else indices.to(torch.int64)
+    idx = widen(indices).to(torch.int64)
     idx = torch.where(idx < 0, idx + depth, idx)
     rank = indices.ndim + 1
     axis = normalize_axis(axis, rank)

@@ -44,21 +44,26 @@ def _lookup_positions(x, keys):
         pos = np.array([table.get(str(v), -1) for v in np.asarray(x).ravel()], dtype=np.int64).reshape(x.shape)
         return torch.from_numpy(pos >= 0), torch.from_numpy(np.maximum(pos, 0))
     keys = keys.to(x.device, torch.float64 if x.is_floating_point() or keys.is_floating_point() else torch.int64)
-    values = x.to(keys.dtype)
-    order = torch.argsort(keys)
-    sorted_keys = keys[order]
-    slot = torch.searchsorted(sorted_keys, values.contiguous()).clamp(max=max(len(keys) - 1, 0))
-    found = sorted_keys[slot] == values
-    if keys.is_floating_point():  # a NaN key matches NaN inputs
-        found |= torch.isnan(sorted_keys[slot]) & torch.isnan(values)
-        nan_keys = torch.nonzero(torch.isnan(sorted_keys)).reshape(-1)
-        if nan_keys.numel():
-            slot = torch.where(torch.isnan(values), nan_keys[0], slot)
-            found |= torch.isnan(values)
-    return found, order[slot]
+    values = x.to(keys.dtype).contiguous()
+    index = torch.arange(len(keys), device=x.device)
+    nan_keys = torch.isnan(keys) if keys.is_floating_point() else torch.zeros_like(keys, dtype=torch.bool)
+    plain_keys, plain_index = keys[~nan_keys], index[~nan_keys]
+    found = torch.zeros(values.shape, dtype=torch.bool, device=x.device)
+    position = torch.zeros(values.shape, dtype=torch.int64, device=x.device)
+    if plain_keys.numel():
+        order = torch.argsort(plain_keys, stable=True)  # a repeated key: its last occurrence wins
+        sorted_keys = plain_keys[order]
+        slot = (torch.searchsorted(sorted_keys, values, right=True) - 1).clamp(min=0)
+        found = sorted_keys[slot] == values
+        position = plain_index[order[slot]]
+    if bool(nan_keys.any()):  # a NaN key matches every NaN input
+        is_nan = torch.isnan(values)
+        position = torch.where(is_nan, index[nan_keys][-1], position)
+        found = found | is_nan
+    return found, position
 
 
-def _encode(x, keys, values, default):
+def _encode(x, keys, values, default, device):
     """values[position of x in keys], or default where x is not a key."""
     if len(keys) != len(values):
         raise GreenrtError(f"LabelEncoder: {len(keys)} keys but {len(values)} values")
@@ -67,7 +72,6 @@ def _encode(x, keys, values, default):
         picked = np.asarray(values, dtype=object)[position.cpu().numpy()]
         out = np.where(found.cpu().numpy(), picked, default).astype(object)
         return out.reshape(np.shape(x))
-    device = x.device if isinstance(x, torch.Tensor) else values.device
     picked = values.to(device)[position.to(device)]
     return torch.where(found.to(device), picked, torch.tensor(default, dtype=values.dtype, device=device))
 
@@ -101,33 +105,34 @@ def _default_for(values, default_float, default_int64, default_string, default_t
 
 
 @op("LabelEncoder", 1, domain=ML)
-def LabelEncoder_1(x, *, classes_strings=(), default_int64=-1, default_string="_Unused"):
+def LabelEncoder_1(x, *, classes_strings=(), default_int64=-1, default_string="_Unused", ctx=None):
     """String -> index in classes_strings, or int64 index -> class string."""
     classes = _strings(classes_strings)
     if _is_strings(x):
         indices = torch.arange(len(classes), dtype=torch.int64)
-        return _encode(x, classes, indices, default_int64)
+        return _encode(x, classes, indices, default_int64, ctx.device)
     indices = torch.arange(len(classes), dtype=torch.int64, device=x.device)
-    return _encode(x, indices, classes, default_string)
+    return _encode(x, indices, classes, default_string, ctx.device)
 
 
 @op("LabelEncoder", 2, domain=ML)
 def LabelEncoder_2(x, *, default_float=-0.0, default_int64=-1, default_string="_Unused", keys_floats=None,
                    keys_int64s=None, keys_strings=None, values_floats=None, values_int64s=None,
-                   values_strings=None):
+                   values_strings=None, ctx=None):
     keys = _pick_label_table("keys", keys_strings, keys_int64s, keys_floats, None)
     values = _pick_label_table("values", values_strings, values_int64s, values_floats, None)
-    return _encode(x, keys, values, _default_for(values, default_float, default_int64, default_string, None))
+    default = _default_for(values, default_float, default_int64, default_string, None)
+    return _encode(x, keys, values, default, ctx.device)
 
 
 @op("LabelEncoder", 4, domain=ML)
 def LabelEncoder_4(x, *, default_float=-0.0, default_int64=-1, default_string="_Unused", default_tensor=None,
                    keys_floats=None, keys_int64s=None, keys_strings=None, keys_tensor=None, values_floats=None,
-                   values_int64s=None, values_strings=None, values_tensor=None):
+                   values_int64s=None, values_strings=None, values_tensor=None, ctx=None):
     keys = _pick_label_table("keys", keys_strings, keys_int64s, keys_floats, keys_tensor)
     values = _pick_label_table("values", values_strings, values_int64s, values_floats, values_tensor)
     default = _default_for(values, default_float, default_int64, default_string, default_tensor)
-    return _encode(x, keys, values, default)
+    return _encode(x, keys, values, default, ctx.device)
 
 
 # ---- TreeEnsemble ----------------------------------------------------------------------------------------------
@@ -214,7 +219,8 @@ def _post_transform(scores, kind):
     if kind == 2:
         return torch.sigmoid(scores)
     if kind == 3:
-        exp = torch.where(scores == 0, torch.zeros_like(scores), torch.exp(scores - scores.max(-1, keepdim=True).values))
+        shifted = torch.exp(scores - scores.max(-1, keepdim=True).values)
+        exp = torch.where(scores == 0, torch.zeros_like(scores), shifted)
         return exp / exp.sum(-1, keepdim=True).clamp(min=torch.finfo(scores.dtype).tiny)
     if kind == 4:
         return torch.erfinv(2 * scores - 1) * (2**0.5)
@@ -257,10 +263,6 @@ def TreeEnsemble(x, *, nodes_splits, nodes_featureids, nodes_modes, nodes_trueno
 # ---- simple transforms -----------------------------------------------------------------------------------------
 
 
-def _as_float(x):
-    return x.to(torch.float64) if x.dtype == torch.float64 else x.to(torch.float32)
-
-
 @op("Scaler", 1, domain=ML)
 def Scaler(x, *, offset=(0.0,), scale=(1.0,)):
     """(x - offset) * scale, per feature of the last axis (or broadcast from one value); float output."""
@@ -288,13 +290,13 @@ def Normalizer(x, *, norm="MAX"):
 
 
 @op("OneHotEncoder", 1, domain=ML)
-def OneHotEncoder(x, *, cats_int64s=None, cats_strings=None, zeros=1):
+def OneHotEncoder(x, *, cats_int64s=None, cats_strings=None, zeros=1, ctx=None):
     """[..., C] -> [..., C, len(categories)] float one-hot rows; unknown values are all-zero rows if zeros=1."""
     categories = _strings(cats_strings) if cats_strings else torch.tensor(list(cats_int64s or []))
     found, position = _lookup_positions(x, categories)
     if not zeros and not bool(found.all()):
         raise GreenrtError("OneHotEncoder: input value not in the categories (zeros=0)")
-    device = x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
+    device = ctx.device
     hot = torch.nn.functional.one_hot(position.to(device), len(categories)).to(torch.float32)
     return hot * found.to(device).unsqueeze(-1)
 

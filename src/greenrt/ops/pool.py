@@ -50,12 +50,23 @@ def _pool_geometry(in_shape, kernel, strides, dilations, pads, auto_pad, ceil_mo
 
 
 def _window_sum(x, kernel, strides, dilations):
-    """Sum over each pooling window of x (N, C, *spatial), via an all-ones depthwise convolution."""
+    """Sum over each pooling window of x (N, C, *spatial).
+
+    Undilated windows use avg_pool with divisor 1 (exact float accumulation); dilated ones an all-ones depthwise
+    convolution in float64 (so no TF32 rounding on GPUs).
+    """
     n, c = x.shape[:2]
     nd = x.dim() - 2
     flat = x.reshape(n * c, 1, *x.shape[2:])
-    ones = torch.ones([1, 1, *kernel], dtype=x.dtype, device=x.device)
-    y = _CONV[nd](flat, ones, stride=strides, dilation=dilations)
+    if all(d == 1 for d in dilations) and nd in (1, 2, 3):
+        if nd == 1:
+            y = F.avg_pool2d(flat.unsqueeze(-1), [kernel[0], 1], [strides[0], 1], divisor_override=1).squeeze(-1)
+        else:
+            pool = F.avg_pool2d if nd == 2 else F.avg_pool3d
+            y = pool(flat, list(kernel), list(strides), divisor_override=1)
+    else:
+        ones = torch.ones([1, 1, *kernel], dtype=torch.float64, device=x.device)
+        y = _CONV[nd](flat.to(torch.float64), ones, stride=strides, dilation=dilations).to(x.dtype)
     return y.reshape(n, c, *y.shape[2:])
 
 

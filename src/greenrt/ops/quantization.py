@@ -6,6 +6,8 @@ same rank as x, repeated block_size times along ``axis``). Integer rounding is h
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..onnx.dtypes import to_torch_dtype
@@ -37,6 +39,7 @@ def _int_range(dtype):
 def _saturate_int(q, zp, dtype):
     """round-half-even(q) + zp, clipped to dtype's range, exactly (float64)."""
     q = torch.round(q).to(torch.float64)
+    q = torch.where(torch.isnan(q), torch.full_like(q, -math.inf), q)  # NaN -> lowest value (as onnxruntime)
     if zp is not None:
         q = q + zp.to(torch.float64)
     lo, hi = _int_range(dtype)
@@ -51,7 +54,7 @@ def _to_float8(q, dtype, saturate):
         return q.clamp(-fmax, fmax).to(dtype)
     if dtype == torch.float8_e4m3fn:
         # torch saturates this type itself; without saturation overflow (and inf) becomes NaN
-        over = q.abs() >= 464.0
+        over = q.abs() > 464.0  # 464 itself rounds (to even) down to 448
         return torch.where(over, torch.full_like(q, float("nan")), q).to(dtype)
     if dtype == torch.float8_e5m2:
         over = q.abs() >= 61440.0  # halfway between 57344 and the next power: rounds to inf
@@ -143,6 +146,7 @@ def DynamicQuantizeLinear(x):
     lo = torch.clamp(xf.min(), max=0.0) if xf.numel() else torch.zeros((), device=x.device)
     hi = torch.clamp(xf.max(), min=0.0) if xf.numel() else torch.zeros((), device=x.device)
     scale = (hi - lo) / 255.0
+    scale = torch.where(scale == 0, torch.ones_like(scale), scale)  # all-zero input: scale 1 (as onnxruntime)
     zp = torch.round((0.0 - lo / scale).clamp(0, 255)).to(torch.uint8)
     y = _saturate_int(xf / scale, zp, torch.uint8)
     return y, scale.to(torch.float32), zp

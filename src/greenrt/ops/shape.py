@@ -221,17 +221,26 @@ def _source_index(n: int, begin: int, end: int, mode: str, device) -> torch.Tens
     return torch.where(pos >= n, period - pos, pos)
 
 
-def _pad_constant(x, begins: list[int], ends: list[int], value):
-    # crop negative pads first, then place the data inside a full tensor of ``value``
+def _crop(x, begins: list[int], ends: list[int]):
+    """Apply the negative pads (crops) of every axis."""
     index = tuple(slice(max(-b, 0), x.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(zip(begins, ends)))
-    x = x[index]
+    return x[index]
+
+
+def _pad_constant(x, begins: list[int], ends: list[int], value):
+    """Place (cropped) x inside a full tensor of ``value``."""
+    x = _crop(x, begins, ends)
     shape = [d + max(b, 0) + max(e, 0) for d, b, e in zip(x.shape, begins, ends)]
-    out = torch.full(shape, value, dtype=x.dtype, device=x.device) if value != 0 else x.new_zeros(shape)
+    if isinstance(value, torch.Tensor):  # stays on the device: no host sync
+        out = value.reshape(-1)[:1].to(device=x.device, dtype=x.dtype).reshape(()).expand(shape).clone()
+    else:
+        out = torch.full(shape, value, dtype=x.dtype, device=x.device) if value != 0 else x.new_zeros(shape)
     out[tuple(slice(max(b, 0), max(b, 0) + d) for d, b in zip(x.shape, begins))] = x
     return out
 
 
 def _pad(x, pads: list[int], mode: str, value, axes: list[int] | None = None):
+    """ONNX pads = [begin per axis..., end per axis...]; negative pads crop first (as onnxruntime does)."""
     rank = x.ndim
     axes = [normalize_axis(a, rank) for a in axes] if axes else list(range(rank))
     begins, ends = [0] * rank, [0] * rank
@@ -239,12 +248,14 @@ def _pad(x, pads: list[int], mode: str, value, axes: list[int] | None = None):
     for i, a in enumerate(axes):
         begins[a], ends[a] = pads[i], pads[i + k]
     if mode == "constant":
-        if isinstance(value, torch.Tensor):
-            value = value.reshape(-1)[0].item() if value.numel() else 0
-        return _pad_constant(x, begins, ends, value if value is not None else 0)
+        if value is None or (isinstance(value, torch.Tensor) and value.numel() == 0):
+            value = 0
+        return _pad_constant(x, begins, ends, value)
+    x = _crop(x, begins, ends)
     for a in range(rank):
-        if begins[a] or ends[a]:
-            x = x.index_select(a, _source_index(x.shape[a], begins[a], ends[a], mode, x.device))
+        b, e = max(begins[a], 0), max(ends[a], 0)
+        if b or e:
+            x = x.index_select(a, _source_index(x.shape[a], b, e, mode, x.device))
     return x
 
 

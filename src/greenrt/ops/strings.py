@@ -68,7 +68,7 @@ def StringNormalizer(x, *, case_change_action="NONE", is_case_sensitive=0, local
 
 
 @op("StringSplit", 20)
-def StringSplit(x, *, delimiter="", maxsplit=None):
+def StringSplit(x, *, delimiter="", maxsplit=None, ctx=None):
     """Splits each string (on whitespace runs if delimiter is empty); pads with '' to the longest split."""
     sep = delimiter or None
     limit = -1 if maxsplit is None else int(maxsplit)
@@ -77,18 +77,18 @@ def StringSplit(x, *, delimiter="", maxsplit=None):
     width = max(lengths, default=0)
     flat = [w for p in parts for w in p + [""] * (width - len(p))]
     substrings = _str_array(flat, (*x.shape, width))
-    counts = torch.tensor(lengths, dtype=torch.int64).reshape(x.shape)
+    counts = torch.tensor(lengths, dtype=torch.int64, device=ctx.device).reshape(x.shape)
     return substrings, counts
 
 
 @op("RegexFullMatch", 20)
-def RegexFullMatch(x, *, pattern=""):
+def RegexFullMatch(x, *, pattern="", ctx=None):
     try:
         regex = re.compile(pattern)
     except re.error as exc:
         raise GreenrtError(f"RegexFullMatch: invalid pattern {pattern!r}: {exc}") from exc
     matches = [regex.fullmatch(str(s)) is not None for s in x.ravel()]
-    return torch.tensor(matches, dtype=torch.bool).reshape(x.shape)
+    return torch.tensor(matches, dtype=torch.bool, device=ctx.device).reshape(x.shape)
 
 
 def _tfidf_table(pool, ngram_counts, ngram_indexes, min_n, max_n):
@@ -121,9 +121,9 @@ def _tfidf_count_row(row, table, counts, min_n, max_n, max_skip):
 
 @op("TfIdfVectorizer", 9)
 def TfIdfVectorizer(x, *, max_gram_length, max_skip_count, min_gram_length, mode, ngram_counts, ngram_indexes,
-                    pool_int64s=None, pool_strings=None, weights=None):
+                    pool_int64s=None, pool_strings=None, weights=None, ctx=None):
     is_string = isinstance(x, np.ndarray)
-    device = torch.device("cpu") if is_string else x.device
+    device = ctx.device if is_string else x.device
     values = x if is_string else x.cpu().numpy()
     pool = [str(s) for s in pool_strings] if pool_strings else [int(v) for v in (pool_int64s or [])]
     table = _tfidf_table(pool, ngram_counts, ngram_indexes, min_gram_length, max_gram_length)
@@ -163,4 +163,4 @@ def ImageDecoder(encoded, *, pixel_format="RGB"):
             array = array[:, :, ::-1]
     else:
         raise GreenrtError(f"ImageDecoder: unsupported pixel_format {pixel_format!r}")
-    return torch.from_numpy(np.ascontiguousarray(array)).to(encoded.device)
+    return torch.from_numpy(array.copy()).to(encoded.device)

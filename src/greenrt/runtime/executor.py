@@ -9,7 +9,7 @@ The same Executor runs a plan compiled straight from an ONNX file and a plan loa
 from __future__ import annotations
 
 from collections import ChainMap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 
 from ..errors import ExecutionError, GreenrtError
 from ..ops import REGISTRY, OpContext, OpImpl, load_all
+from ..ops.host_inputs import host_positions
 from ..plan.plan import Plan, PlanStep
 
 Observer = Callable[[PlanStep, Sequence[Any]], None]
@@ -28,6 +29,8 @@ class BoundStep:
     impl: OpImpl
     attrs: dict[str, Any]
     release: tuple[str, ...] = ()
+    host_positions: tuple[int, ...] = ()  # inputs the op reads on the host (ops/host_inputs.py)
+    host_args: dict[int, Any] = field(default_factory=dict)  # CPU copies of constants at those positions
 
     @property
     def label(self) -> str:
@@ -77,7 +80,7 @@ class Executor:
     """Runs one plan (a model's main graph or a subgraph) on ``device``."""
 
     def __init__(self, plan: Plan, weights: Mapping[str, Any], device: torch.device | str = "cpu",
-                 _device_weights: dict[str, Any] | None = None):
+                 _device_weights: dict[str, Any] | None = None, channels_last: bool = False):
         load_all()
         self.plan = plan
         self.device = torch.device(device)
@@ -86,6 +89,8 @@ class Executor:
         self.output_names = [s.name for s in plan.outputs]
         self.constants = {name: _decode(ref if isinstance(ref, dict) else {"tensor": ref}, self.weights, plan)
                           for name, ref in plan.constants.items()}
+        if channels_last:
+            self._conv_weights_channels_last()
         self.steps = [self._bind(step) for step in plan.steps]
         self._sub_executors: dict[int, Executor] = {}
         self._assign_releases()
@@ -98,12 +103,26 @@ class Executor:
         plan, weights = compile_model(model)
         return cls(plan, weights, device)
 
+    def _conv_weights_channels_last(self) -> None:
+        """NHWC through conv chains: 4-D conv weights in channels_last memory format (converted once, here)."""
+        for step in self.plan.steps:
+            if step.op_type in ("Conv", "FusedConv", "ConvTranspose") and len(step.inputs) > 1:
+                w = self.constants.get(step.inputs[1])
+                if isinstance(w, torch.Tensor) and w.dim() == 4:
+                    self.constants[step.inputs[1]] = w.contiguous(memory_format=torch.channels_last)
+
     def _bind(self, step: PlanStep) -> BoundStep:
         impl = REGISTRY.lookup(step.domain, step.op_type, step.since)
         if impl is None or impl.since != step.since:
             raise GreenrtError(f"{step.label}: implementation {step.op_type}-{step.since} is not in this greenrt")
         attrs = {name: _decode(v, self.weights, self.plan) for name, v in step.attrs.items()}
-        return BoundStep(step, impl, attrs)
+        bound = BoundStep(step, impl, attrs, host_positions=host_positions(step.domain, step.op_type))
+        if self.device.type != "cpu":
+            for pos in bound.host_positions:
+                name = step.inputs[pos] if pos < len(step.inputs) else ""
+                if name in self.constants and isinstance(self.constants[name], torch.Tensor):
+                    bound.host_args[pos] = self.constants[name].cpu()
+        return bound
 
     def _assign_releases(self) -> None:
         keep = set(self.output_names) | set(self.constants) | set(self.input_names)
@@ -127,15 +146,31 @@ class Executor:
     def run(self, feeds: Mapping[str, Any], outer: Mapping[str, Any] | None = None,
             observer: Observer | None = None) -> list[Any]:
         """Outputs for ``feeds``; ``observer(step, outputs)`` sees every step's results (calibration, compare)."""
+        return self.execute(self.steps, feeds, outer=outer, observer=observer)
+
+    def execute(self, steps: Sequence[BoundStep], feeds: Mapping[str, Any], *, outer: Mapping[str, Any] | None = None,
+                observer: Observer | None = None, known: Mapping[str, Any] | None = None,
+                host_values: Mapping[str, Any] | None = None, want_outputs: bool = True) -> list[Any]:
+        """Run ``steps`` (all, or a shape-specialized subset) with ``known`` values precomputed.
+
+        ``host_values`` are CPU copies of precomputed values, used at host-read input positions.
+        """
         local: dict[str, Any] = dict(feeds)
-        maps = [local, self.constants] + ([outer] if outer is not None else [])
+        maps = [local] + ([known] if known is not None else []) + [self.constants]
+        maps += [outer] if outer is not None else []
         env: Mapping[str, Any] = ChainMap(*maps)
-        for bound in self.steps:
+        for bound in steps:
             step = bound.step
             try:
                 args = [env[name] if name else None for name in step.inputs]
             except KeyError as exc:
                 raise ExecutionError(f"{bound.label}: input {exc} was never produced") from None
+            for pos, value in bound.host_args.items():
+                args[pos] = value
+            if host_values:
+                for pos in bound.host_positions:
+                    if pos < len(step.inputs) and step.inputs[pos] in host_values:
+                        args[pos] = host_values[step.inputs[pos]]
             kwargs = bound.attrs
             if bound.impl.wants_ctx:
                 kwargs = dict(kwargs, ctx=self._context(bound, env))
@@ -154,7 +189,7 @@ class Executor:
                     local[name] = value
             for name in bound.release:
                 local.pop(name, None)
-        return [env[name] for name in self.output_names]
+        return [env[name] for name in self.output_names] if want_outputs else []
 
     def _context(self, bound: BoundStep, env: Mapping[str, Any]) -> OpContext:
         def run_graph(graph: Plan, inputs: Sequence[Any]) -> list[Any]:

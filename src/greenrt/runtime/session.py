@@ -1,27 +1,28 @@
 """InferenceSession: onnxruntime's API over greenrt, so an ORT user swaps one import.
 
-    sess = greenrt.InferenceSession("model.onnx", device="cuda")
+    sess = greenrt.InferenceSession("model.onnx", device="cuda")     # an ONNX file, run as it is
+    sess = greenrt.InferenceSession("model.engine")                  # an engine from `greenrt build`
     logits, = sess.run(None, {"input": x})
 
 Inputs may be numpy arrays or torch tensors; outputs come back in the same kind (torch if any input is torch).
+An engine runs through its optimized plan with per-shape specialization and, on CUDA, one CUDA graph per shape;
+loading one needs neither onnx nor onnxruntime.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import onnx
-import onnx_ir as ir
 import torch
 
 from ..errors import GreenrtError, InvalidInputError
-from ..onnx.dtypes import numpy_to_torch, onnx_type_name, torch_to_numpy, TORCH_TO_ONNX
-from ..onnx.importer import load_model
+from ..onnx.dtypes import STRING, TORCH_TO_ONNX, numpy_to_torch, onnx_type_name, torch_to_numpy
+from ..plan.plan import Plan, TensorSpec
 from .executor import Executor
-
 
 @dataclass(frozen=True)
 class NodeArg:
@@ -34,24 +35,20 @@ class NodeArg:
 
 
 def _type_string(elem_type: int) -> str:
-    names = {onnx.TensorProto.FLOAT: "float", onnx.TensorProto.DOUBLE: "double", onnx.TensorProto.STRING: "string"}
+    names = {1: "float", 11: "double", STRING: "string"}
     return f"tensor({names.get(elem_type, onnx_type_name(elem_type))})"
 
 
-def _node_arg(value: ir.Value) -> NodeArg:
-    elem = int(value.dtype) if value.dtype is not None else 0
-    shape = None
-    if value.shape is not None:
-        shape = [_dim(d) for d in value.shape]
-    return NodeArg(value.name, shape, _type_string(elem), elem)
+def node_arg(spec: TensorSpec) -> NodeArg:
+    return NodeArg(spec.name, list(spec.shape) if spec.shape is not None else None, _type_string(spec.dtype),
+                   spec.dtype)
 
 
-def _dim(d) -> int | str | None:
-    """A static size, a symbol name, or None (unknown; exporters also write -1 or '?' for that)."""
-    if isinstance(d, int):
-        return d if d >= 0 else None
-    name = d.value
-    return name if name not in (None, "", "?") else None
+def set_fp32_math(device: torch.device, allow_tf32: bool = False) -> None:
+    """fp32 means fp32: torch lets cuDNN convolutions use TF32 by default, which costs ~1e-3 relative error."""
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -63,16 +60,64 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+ENGINE_MAGIC = b"GRTENGN1"
+
+
+def is_engine_file(path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(ENGINE_MAGIC)) == ENGINE_MAGIC
+    except OSError:
+        return False
+
+
 class InferenceSession:
-    def __init__(self, model: str | os.PathLike | onnx.ModelProto, device: str | torch.device = "cpu"):
-        self.device = resolve_device(device)
-        self.model_path = None if isinstance(model, onnx.ModelProto) else str(model)
-        self.model: ir.Model = load_model(model)
-        self.executor = Executor.from_model(self.model, self.device)
-        initializer_names = set(self.model.graph.initializers)
-        self._inputs = [_node_arg(v) for v in self.model.graph.inputs if v.name not in initializer_names]
-        self._optional_inputs = {v.name for v in self.model.graph.inputs if v.name in initializer_names}
-        self._outputs = [_node_arg(v) for v in self.model.graph.outputs]
+    def __init__(self, model, device: str | torch.device | None = None, *, allow_mismatch: bool = False,
+                 cuda_graphs: bool = True):
+        """``model``: an .onnx path, an onnx.ModelProto, or an engine file. ``device`` defaults to the engine's
+        device, or cpu for ONNX. ``cuda_graphs`` applies to engines on CUDA."""
+        self.model_path = None if not isinstance(model, (str, os.PathLike)) else str(model)
+        self.profiles: list = []
+        self.header: dict | None = None
+        channels_last = False
+        if self.model_path is not None and is_engine_file(self.model_path):
+            from ..plan.engine_file import read_engine
+            from ..plan.profiles import Profile
+
+            engine = read_engine(self.model_path, device=str(device) if device else None,
+                                 allow_mismatch=allow_mismatch)
+            self.header = engine.header
+            self.device = resolve_device(device or engine.header["device"]["type"])
+            plan, weights = engine.plan, engine.weights
+            self.profiles = [Profile.from_json(p) for p in engine.header.get("profiles", [])]
+            config = engine.header.get("config", {})
+            channels_last = bool(config.get("channels_last")) and self.device.type == "cuda"
+            set_fp32_math(self.device, allow_tf32=config.get("precision") == "tf32")
+        else:
+            from ..onnx.importer import load_model
+            from ..plan.compile import compile_model
+
+            self.device = resolve_device(device or "cpu")
+            plan, weights = compile_model(load_model(model))
+            set_fp32_math(self.device)
+        self.plan: Plan = plan
+        self.executor = Executor(plan, weights, self.device, channels_last=channels_last)
+        self.channels_last = channels_last
+        self._runner = self._make_runner(cuda_graphs) if self.header is not None else None
+        constants = set(plan.constants)
+        self._inputs = [node_arg(s) for s in plan.inputs if s.name not in constants]
+        self._optional_inputs = {s.name for s in plan.inputs if s.name in constants}
+        self._outputs = [node_arg(s) for s in plan.outputs]
+
+    def _make_runner(self, cuda_graphs: bool):
+        from .specialize import ShapeSpecializer
+
+        specializer = ShapeSpecializer(self.executor)
+        if cuda_graphs and self.device.type == "cuda":
+            from .cuda_graphs import CudaGraphRunner
+
+            return CudaGraphRunner(specializer)
+        return specializer
 
     def get_inputs(self) -> list[NodeArg]:
         return list(self._inputs)
@@ -82,7 +127,7 @@ class InferenceSession:
 
     def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any]) -> list[Any]:
         feeds, as_torch = self._prepare(input_feed)
-        outputs = self.executor.run(feeds)
+        outputs = self._execute(feeds)
         by_name = dict(zip(self.executor.output_names, outputs))
         names = list(output_names) if output_names else self.executor.output_names
         unknown = [n for n in names if n not in by_name]
@@ -90,7 +135,25 @@ class InferenceSession:
             raise InvalidInputError(
                 f"requested output(s) {unknown} do not exist; the model's outputs are {self.executor.output_names}"
             )
-        return [by_name[n] if as_torch else _to_numpy(by_name[n]) for n in names]
+        if as_torch:
+            return [_own(by_name[n]) if self._runner is not None else by_name[n] for n in names]
+        return [_to_numpy(by_name[n]) for n in names]
+
+    def run_device(self, input_feed: Mapping[str, Any]) -> list[Any]:
+        """Outputs as device tensors without any copy. With CUDA graphs these are the graph's own buffers:
+        valid until the next call with the same input shapes (clone them to keep them longer)."""
+        feeds, _ = self._prepare(input_feed)
+        return list(self._execute(feeds))
+
+    def _execute(self, feeds: dict[str, Any]) -> list[Any]:
+        if self.profiles:
+            from ..plan.profiles import select_profile
+
+            select_profile(self.profiles, {k: tuple(v.shape) for k, v in feeds.items() if hasattr(v, "shape")})
+        with torch.inference_mode():
+            if self._runner is not None:
+                return self._runner.run(feeds)
+            return self.executor.run(feeds)
 
     # -- input validation --------------------------------------------------------------------------------
     def _prepare(self, input_feed: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -115,16 +178,21 @@ class InferenceSession:
         return feeds, as_torch
 
     def _to_runtime(self, name: str, value: Any):
-        if isinstance(value, torch.Tensor):
-            return value.to(self.device)
         if isinstance(value, (np.ndarray, np.generic, list, int, float, bool)):
-            return numpy_to_torch(np.asarray(value), self.device)
+            value = numpy_to_torch(np.asarray(value), self.device)
+        if isinstance(value, torch.Tensor):
+            value = value.to(self.device)
+            if self.channels_last and value.dim() == 4 and value.is_floating_point():
+                value = value.contiguous(memory_format=torch.channels_last)  # NHWC in at the boundary
+            return value
+        if isinstance(value, np.ndarray):
+            return value
         raise InvalidInputError(f"input {name!r}: expected a numpy array or torch tensor, got {type(value).__name__}")
 
     @staticmethod
     def _check(arg: NodeArg, tensor, symbols: dict[str, tuple[int, str]]) -> None:
         if isinstance(tensor, np.ndarray):  # string tensor
-            got_elem, shape = onnx.TensorProto.STRING, tensor.shape
+            got_elem, shape = STRING, tensor.shape
         else:
             got_elem, shape = TORCH_TO_ONNX.get(tensor.dtype, -1), tuple(tensor.shape)
         if arg.elem_type and got_elem != arg.elem_type:
@@ -153,10 +221,15 @@ class InferenceSession:
 
 
 def _numpy_name(elem_type: int) -> str:
-    try:
-        return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
-    except Exception:
-        return onnx_type_name(elem_type)
+    from ..onnx.dtypes import ONNX_TO_TORCH, TORCH_TO_NUMPY
+
+    dtype = TORCH_TO_NUMPY.get(ONNX_TO_TORCH.get(elem_type))
+    return dtype.name if dtype is not None else onnx_type_name(elem_type)
+
+
+def _own(value):
+    """A copy the caller owns (CUDA-graph outputs are reused by the next call)."""
+    return value.clone() if isinstance(value, torch.Tensor) else value
 
 
 def _to_numpy(value):

@@ -118,7 +118,8 @@ def _inspect_model(path: str) -> int:
     from collections import Counter
 
     from ..onnx.importer import load_model
-    from ..runtime.session import _node_arg
+    from ..plan.compile import value_spec
+    from ..runtime.session import node_arg
 
     model = load_model(path)
     g = model.graph
@@ -128,7 +129,7 @@ def _inspect_model(path: str) -> int:
         for col in ("name", "type", "shape"):
             table.add_column(col)
         for v in values:
-            arg = _node_arg(v)
+            arg = node_arg(value_spec(v))
             table.add_row(arg.name, arg.type, str(arg.shape))
         console.print(table)
     counts = Counter(n.op_type for n in g)
