@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import onnx
 import torch
 
-from ..onnx.dtypes import TORCH_TO_NUMPY, TORCH_TO_ONNX, to_torch_dtype, torch_to_numpy
+from ..onnx.dtypes import STRING, TYPE_NAMES, TORCH_TO_NUMPY, TORCH_TO_ONNX, to_torch_dtype, torch_to_numpy
 from .registry import op
 
-_STRING = onnx.TensorProto.STRING
+_STRING = STRING
 _FLOAT8 = (torch.float8_e4m3fn, torch.float8_e4m3fnuz, torch.float8_e5m2, torch.float8_e5m2fnuz)
 _FNUZ = (torch.float8_e4m3fnuz, torch.float8_e5m2fnuz)
 
@@ -121,7 +120,7 @@ def _elem_type(y) -> int:
 def Cast_1(x, *, to, ctx):
     """Before opset 9 ``to`` could be a type name string (e.g. 'FLOAT')."""
     if isinstance(to, str):
-        to = onnx.TensorProto.DataType.Value(to.upper())
+        to = {name.upper(): num for num, name in TYPE_NAMES.items()}[to.upper()]
     return _cast(x, to, 1, True, ctx.device)
 
 

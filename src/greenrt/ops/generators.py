@@ -8,7 +8,6 @@ correct in distribution but never bit-identical to numpy's or onnxruntime's.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import torch
 
 from ..onnx.dtypes import numpy_to_torch, to_torch_dtype
@@ -20,6 +19,8 @@ from .registry import op
 
 def _sparse_to_dense(sparse, device) -> torch.Tensor:
     """A SparseTensorProto (values + linear or coordinate indices + dims) as a dense tensor."""
+    import onnx  # only a sparse Constant (built by the ONNX importer) needs it
+
     if not isinstance(sparse, onnx.SparseTensorProto):
         sparse = onnx.SparseTensorProto.FromString(bytes(sparse.SerializeToString()))
     values = numpy_to_torch(onnx.numpy_helper.to_array(sparse.values), device).reshape(-1)

@@ -194,8 +194,9 @@ def Resize_10(x, scales, *, mode="nearest"):
 
 @op("Resize", 11, 13, 18, 19)
 def Resize_11(x, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
-              coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75, exclude_outside=0, extrapolation_value=0.0, keep_aspect_ratio_policy="stretch",
-              mode="nearest", nearest_mode="round_prefer_floor"):
+              coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75, exclude_outside=0,
+              extrapolation_value=0.0, keep_aspect_ratio_policy="stretch", mode="nearest",
+              nearest_mode="round_prefer_floor"):
     opts = _opts(mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a, exclude_outside,
                  extrapolation_value, antialias)
     return _resize(x, roi, scales, sizes, axes=axes, keep_aspect_ratio_policy=keep_aspect_ratio_policy, **opts)
@@ -348,29 +349,45 @@ def _iou_matrix(boxes, center_point_box):
     return torch.where(ok, inter / torch.where(union > 0, union, torch.ones_like(union)), torch.zeros_like(inter))
 
 
+def _scalar(t, default):
+    """The single value of an optional 0-d/1-element input, or ``default`` when omitted / empty."""
+    return default if t is None or t.numel() == 0 else t.reshape(-1)[0].item()
+
+
+def _greedy_nms(boxes, scores, limit, iou_thr, score_thr, center_point_box):
+    """Indices kept for one (batch, class): by descending score, each drops later boxes overlapping it."""
+    if limit <= 0:
+        return []
+    s = scores.to(torch.float64)
+    order = torch.sort(s, descending=True, stable=True).indices
+    if score_thr is not None:
+        order = order[s[order] > score_thr]
+    if order.numel() == 0:
+        return []
+    overlap = (_iou_matrix(boxes[order], center_point_box) > iou_thr).cpu()
+    suppressed = torch.zeros(order.numel(), dtype=torch.bool)
+    kept = []
+    for i in range(order.numel()):
+        if suppressed[i]:
+            continue
+        kept.append(i)
+        if len(kept) >= limit:
+            break
+        suppressed |= overlap[i]
+    return order[kept].tolist()
+
+
 @op("NonMaxSuppression", 10, 11)
 def NonMaxSuppression(boxes, scores, max_output_boxes_per_class=None, iou_threshold=None, score_threshold=None, *,
                       center_point_box=0):
     """Greedy per (batch, class) selection; output rows [batch, class, box], int64."""
-    limit = int(max_output_boxes_per_class.reshape(-1)[0]) if max_output_boxes_per_class is not None and \
-        max_output_boxes_per_class.numel() else 0
-    iou_thr = float(iou_threshold.reshape(-1)[0]) if iou_threshold is not None and iou_threshold.numel() else 0.0
-    has_score_thr = score_threshold is not None and score_threshold.numel() > 0
-    score_thr = float(score_threshold.reshape(-1)[0]) if has_score_thr else 0.0
+    limit = int(_scalar(max_output_boxes_per_class, 0))
+    iou_thr = float(_scalar(iou_threshold, 0.0))
+    score_thr = _scalar(score_threshold, None)
     selected = []
     for b in range(boxes.shape[0]):
-        suppress = (_iou_matrix(boxes[b], center_point_box) > iou_thr).tolist()
         for cls in range(scores.shape[1]):
-            s = scores[b, cls].to(torch.float64)
-            order = torch.sort(s, descending=True, stable=True).indices
-            if has_score_thr:
-                order = order[s[order] > score_thr]
-            kept = []
-            for i in order.tolist():
-                if len(kept) >= limit:
-                    break
-                if not any(suppress[k][i] for k in kept):
-                    kept.append(i)
+            kept = _greedy_nms(boxes[b], scores[b, cls], limit, iou_thr, score_thr, center_point_box)
             selected += [[b, cls, i] for i in kept]
     return torch.tensor(selected, dtype=torch.int64, device=boxes.device).reshape(-1, 3)
 

@@ -20,8 +20,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="path to an .onnx file")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where greenrt runs (default cpu)")
+    p.add_argument("model", help="path to an .onnx file or a greenrt engine")
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                   help="where greenrt runs (default: the engine's device, cpu for ONNX)")
     p.add_argument("--inputs", help=".npz file with one array per model input (default: random, seed 0)")
     p.add_argument(
         "--shapes",
@@ -29,6 +30,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="values for dynamic dims of random inputs, e.g. input:1x3x224x224,mask:1x128",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="load an engine built for other versions or another device anyway (with a warning)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,12 +39,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print versions and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
+    p = sub.add_parser("build", help="optimize a model for a device and write one engine file")
+    p.add_argument("model", help="path to an .onnx file")
+    p.add_argument("-o", "--output", help="engine file to write (default MODEL.engine)")
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"], help="target device (default cuda if present)")
+    prec = p.add_mutually_exclusive_group()
+    for name in ("fp16", "bf16", "tf32"):
+        prec.add_argument(f"--{name}", dest="precision", action="store_const", const=name,
+                          help=f"build in {name} (default fp32)")
+    p.add_argument("--layer-precision", default="",
+                   help="per-layer precision by node name or op type, wildcards: 'encoder.*.softmax=fp32,Softmax=fp32'")
+    p.add_argument("--shapes", action="append", default=[], metavar="PROFILE",
+                   help="one optimization profile: name:MIN/OPT/MAX[,name:...] e.g. image:1x3x224x224/8x3x224x224/"
+                        "32x3x224x224 (repeat for several profiles)")
+    p.add_argument("--workspace", help="activation memory limit at the profiles' max shapes, e.g. 4G")
+    p.add_argument("--no-optimize", action="store_true", help="skip the graph passes")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="NHWC through conv chains (default: on for CUDA models with convolutions)")
+
     p = sub.add_parser("run", help="run a model through greenrt")
     _add_model_args(p)
     p.add_argument("--save-outputs", help="write outputs to this .npz file")
 
     p = sub.add_parser("compare", help="run greenrt and onnxruntime on the same inputs and compare outputs")
     _add_model_args(p)
+    p.add_argument("--reference", help="ONNX model onnxruntime runs when MODEL is an engine (default: the "
+                                       "model path recorded in the engine)")
     p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
 
@@ -53,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     isub = p.add_subparsers(dest="what", parser_class=_Parser, required=True)
     ops = isub.add_parser("ops", help="list supported ops per domain and opset")
     ops.add_argument("--opset", type=int, help="only what runs at this ai.onnx opset")
-    m = isub.add_parser("model", help="inputs, outputs, opsets and op counts of a model")
+    m = isub.add_parser("model", help="inputs, outputs, opsets and op counts of a model (or an engine)")
     m.add_argument("model")
 
     p = sub.add_parser("conformance", help="run the ONNX node conformance cases of the installed onnx")

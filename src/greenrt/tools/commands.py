@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from collections import defaultdict
 
 import numpy as np
@@ -77,6 +78,28 @@ def cmd_conformance(args) -> int:
     return EXIT_OK
 
 
+def cmd_build(args) -> int:
+    import torch
+
+    from ..plan.builder import BuildConfig, build_engine, parse_size
+    from ..plan.profiles import parse_profile
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    config = BuildConfig(
+        device=device,
+        precision=args.precision or "fp32",
+        layer_precision=args.layer_precision,
+        profiles=[parse_profile(s) for s in args.shapes],
+        workspace=parse_size(args.workspace) if args.workspace else None,
+        channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
+        optimize=not args.no_optimize,
+    )
+    output = args.output or str(Path(args.model).with_suffix(".engine"))
+    with console.status("building"):
+        build_engine(args.model, output, config, log=lambda msg: console.print(msg, highlight=False))
+    return EXIT_OK
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -114,7 +137,53 @@ def _inspect_ops(opset: int | None) -> int:
     return EXIT_OK
 
 
+def _inspect_engine(path: str) -> int:
+    from collections import Counter
+
+    from ..plan.engine_file import inspect_engine_header
+    from ..plan.plan import Plan
+
+    header = inspect_engine_header(path)
+    cfg = header.get("config", {})
+    console.print(f"[bold]{path}[/bold]: greenrt engine, format {header['format_version']}", highlight=False)
+    console.print(f"built with {header['versions']} for {header['device']}", highlight=False)
+    console.print(f"config: precision {cfg.get('precision')}, channels_last {cfg.get('channels_last')}, "
+                  f"workspace {cfg.get('workspace')}", highlight=False)
+    for i, p in enumerate(header.get("profiles", [])):
+        console.print(f"profile {i}: {p}", highlight=False)
+    report = header.get("report", {})
+    if "passes" in report:
+        table = Table(title=f"graph passes: {report['nodes']['before']} -> {report['nodes']['after']} nodes")
+        for col in ("pass", "rewrites", "rule"):
+            table.add_column(col)
+        for r in report["passes"]:
+            table.add_row(r["name"], str(r["count"]), r["rule"])
+        console.print(table)
+    if "precision" in report and isinstance(report["precision"], dict):
+        console.print(f"precision: {report['precision'].get('counts', report['precision'])}", highlight=False)
+    for m in report.get("memory", []):
+        console.print(f"activation memory (profile {m['profile']}, max shapes): peak {m['peak_bytes'] / 2**20:.1f}"
+                      f" MiB with reuse vs {m['naive_bytes'] / 2**20:.1f} MiB naive", highlight=False)
+    plan = Plan.from_json(header["plan"])
+    counts = Counter((s.domain + "." if s.domain else "") + s.op_type for s in plan.all_steps())
+    table = Table(title=f"plan: {sum(counts.values())} steps")
+    table.add_column("op")
+    table.add_column("count", justify="right")
+    for op_type, n in counts.most_common():
+        table.add_row(op_type, str(n))
+    console.print(table)
+    return EXIT_OK
+
+
 def _inspect_model(path: str) -> int:
+    from ..runtime.session import is_engine_file
+
+    if is_engine_file(path):
+        return _inspect_engine(path)
+    return _inspect_onnx(path)
+
+
+def _inspect_onnx(path: str) -> int:
     from collections import Counter
 
     from ..onnx.importer import load_model
@@ -147,7 +216,7 @@ def _session_and_inputs(args):
     from ..runtime.session import InferenceSession
     from .inputs import load_inputs, parse_shapes, random_inputs
 
-    session = InferenceSession(args.model, device=args.device)
+    session = InferenceSession(args.model, device=args.device, allow_mismatch=args.allow_mismatch)
     if args.inputs:
         feeds = load_inputs(args.inputs)
     else:
@@ -171,7 +240,8 @@ def cmd_run(args) -> int:
     elapsed = time.perf_counter() - start
     for arg, value in zip(session.get_outputs(), outputs):
         console.print(f"{arg.name}: {_describe(value)}", highlight=False)
-    console.print(f"ran in {elapsed * 1e3:.1f} ms on {args.device} (first call, includes warm-up)", highlight=False)
+    console.print(f"ran in {elapsed * 1e3:.1f} ms on {session.device.type} (first call, includes warm-up)",
+                  highlight=False)
     if args.save_outputs:
         np.savez(args.save_outputs, **{a.name: np.asarray(v) for a, v in zip(session.get_outputs(), outputs)})
         console.print(f"saved outputs to {args.save_outputs}")
@@ -182,11 +252,16 @@ def cmd_compare(args) -> int:
     from .compare import compare_outputs, run_onnxruntime
 
     session, feeds = _session_and_inputs(args)
+    reference = args.model
+    if session.header is not None:
+        reference = args.reference or session.header.get("config", {}).get("model")
+        if not reference:
+            raise GreenrtError("this engine records no source model; pass the ONNX file with --reference")
     ours = session.run(None, feeds)
-    theirs = run_onnxruntime(args.model, feeds)
+    theirs = run_onnxruntime(reference, feeds)
     names = [o.name for o in session.get_outputs()]
     report = compare_outputs(names, ours, theirs, rtol=args.rtol, atol=args.atol)
-    table = Table(title=f"greenrt ({args.device}) vs onnxruntime (cpu)")
+    table = Table(title=f"greenrt ({session.device.type}) vs onnxruntime (cpu)")
     for col in ("output", "shape", "max abs err", "max rel err", "verdict"):
         table.add_column(col)
     for row in report:
