@@ -1,7 +1,8 @@
 """Image ops: Resize, Upsample, GridSample, AffineGrid, RoiAlign, NonMaxSuppression, Col2Im.
 
-Resize is separable: for each resized axis it builds an (out, in) weight matrix from the ONNX coordinate
-transform and interpolation kernel (as onnx's reference does) and applies it with a matmul; nearest mode gathers.
+Resize is separable: for each resized axis it builds per-output neighbour indices and weights from the ONNX
+coordinate transform and interpolation kernel (as onnx's reference does); nearest mode gathers them, the other
+modes apply them as one (out, in) weight matrix per axis (a matmul).
 """
 
 from __future__ import annotations
@@ -115,17 +116,21 @@ def _resize_axis(x, axis, out_size, scale, roi, opts):
         shape[axis] = 0
         return x.new_zeros(shape)
     idx, coeffs, extrapolated = _axis_weights(in_size, out_size, scale, roi, opts, x.device)
-    moved = x.movedim(axis, -1)
+    shape = [1] * x.dim()
+    shape[axis] = out_size
+    pre, post = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
+    x3 = x.reshape(pre, in_size, post) if post > 1 else x.reshape(pre, in_size)
     if opts["mode"] == "nearest":
-        pick = torch.where(coeffs[:, 1] > 0, idx[:, 1], idx[:, 0])
-        y = moved.index_select(-1, pick)
+        y = x3.index_select(1, torch.where(coeffs[:, 1] > 0, idx[:, 1], idx[:, 0]))
     else:
         weights = torch.zeros(out_size, in_size, dtype=torch.float64, device=x.device)
         weights.scatter_add_(1, idx, coeffs)
-        y = moved @ weights.to(moved.dtype).T
+        weights = weights.to(x.dtype)
+        y = torch.matmul(weights, x3) if post > 1 else x3 @ weights.T
+    y = y.reshape(x.shape[:axis] + (out_size,) + x.shape[axis + 1:])
     if extrapolated is not None and bool(extrapolated.any()):
-        y = torch.where(extrapolated, torch.full_like(y, opts["extrapolation_value"]), y)
-    return y.movedim(-1, axis)
+        y = torch.where(extrapolated.reshape(shape), torch.full_like(y, opts["extrapolation_value"]), y)
+    return y
 
 
 def _resize(x, roi, scales, sizes, *, axes=None, keep_aspect_ratio_policy="stretch", **opts):

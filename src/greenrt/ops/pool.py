@@ -15,6 +15,7 @@ from .conv import _CONV, _pad_spatial
 from .registry import op
 
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
 def _pool_geometry(in_shape, kernel, strides, dilations, pads, auto_pad, ceil_mode):
@@ -70,6 +71,16 @@ def _window_sum(x, kernel, strides, dilations):
     return y.reshape(n, c, *y.shape[2:])
 
 
+def _torch_padding(pads, kernel, nd):
+    """Symmetric pads torch's pooling can apply itself (at most half the kernel), else None."""
+    if nd not in _MAX_POOL:
+        return None
+    sym = [pads[i] for i in range(nd)]
+    if any(pads[i] != pads[nd + i] or 2 * pads[i] > kernel[i] for i in range(nd)):
+        return None
+    return sym
+
+
 def _compute_dtype(x):
     if x.dtype == torch.float64:
         return torch.float64
@@ -95,6 +106,12 @@ def AveragePool(x, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilat
     out, pads, extra, strides, dilations = _pool_geometry(
         in_shape, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
     xc = x.to(_compute_dtype(x))
+    padding = _torch_padding(pads, kernel_shape, nd)
+    if padding is not None and all(d == 1 for d in dilations):
+        # torch's divisor rules match ONNX: pads count only with count_include_pad, the ceil overhang never does
+        y = _AVG_POOL[nd](xc, list(kernel_shape), strides, padding, bool(ceil_mode), bool(count_include_pad))
+        if list(y.shape[2:]) == out:
+            return y.to(x.dtype)
     total = _crop(_sum_pool(xc, kernel_shape, strides, dilations, pads, extra), out)
     mask = torch.ones([1, 1, *in_shape], dtype=xc.dtype, device=x.device)
     if count_include_pad:
@@ -142,9 +159,19 @@ def MaxPool(x, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=N
     out, pads, extra, strides, dilations = _pool_geometry(
         list(x.shape[2:]), kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
     xc = x.to(torch.float64 if x.dtype in (torch.float64, torch.int32, torch.int64) else torch.float32)
+    want_idx = ctx is not None and ctx.num_outputs > 1
+    padding = _torch_padding(pads, kernel_shape, nd)
+    if padding is not None:
+        res = _MAX_POOL[nd](xc, list(kernel_shape), stride=strides, padding=padding, dilation=dilations,
+                            ceil_mode=bool(ceil_mode), return_indices=want_idx)
+        y = res[0] if want_idx else res
+        if list(y.shape[2:]) == out:
+            if not want_idx:
+                return y.to(x.dtype)
+            return y.to(x.dtype), _onnx_indices(res[1], list(x.shape), list(x.shape[2:]), [0] * (2 * nd),
+                                                storage_order)
     full_pads = pads[:nd] + [pads[nd + i] + extra[i] for i in range(nd)]
     padded = _pad_spatial(xc, full_pads, value=-math.inf)
-    want_idx = ctx is not None and ctx.num_outputs > 1
     res = _MAX_POOL[nd](padded, list(kernel_shape), stride=strides, dilation=dilations, return_indices=want_idx)
     if not want_idx:
         return _crop(res, out).to(x.dtype)

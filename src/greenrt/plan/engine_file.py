@@ -18,7 +18,10 @@ Loading never executes anything from the file: the header is JSON and the weight
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -103,10 +106,21 @@ def _major_minor(version: str | None) -> str:
     return ".".join(parts[:2])
 
 
+@functools.lru_cache(maxsize=None)
 def _triton_version() -> str | None:
+    """triton's version, or None where it is not installed (read from its metadata: importing triton is slow)."""
+    try:
+        if importlib.util.find_spec("triton") is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    try:
+        return importlib.metadata.version("triton")
+    except importlib.metadata.PackageNotFoundError:  # e.g. shipped as pytorch-triton
+        pass
     try:
         import triton  # noqa: PLC0415
-    except Exception:  # not installed, or broken without a GPU
+    except Exception:  # broken without a GPU
         return None
     return getattr(triton, "__version__", None)
 
@@ -159,7 +173,7 @@ def _to_cpu_tensor(key: str, value) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
     elif isinstance(value, np.ndarray):
-        if value.dtype == object or value.dtype.kind in "USV":
+        if value.dtype == object or value.dtype.kind in "US":
             raise GreenrtError(f"weight {key!r}: {value.dtype} arrays cannot be stored in an engine "
                                f"(string constants belong in the plan)")
         if not value.dtype.isnative:
@@ -185,9 +199,10 @@ def encode_weights(weights: dict) -> bytes:
 
     tensors: dict[str, torch.Tensor] = {}
     seen_storage: set[int] = set()
+    bad_keys = [key for key in weights if not isinstance(key, str)]
+    if bad_keys:
+        raise GreenrtError(f"weight keys must be strings, got {bad_keys[0]!r}")
     for key in sorted(weights):
-        if not isinstance(key, str):
-            raise GreenrtError(f"weight keys must be strings, got {key!r}")
         tensor = _to_cpu_tensor(key, weights[key])
         ptr = tensor.untyped_storage().data_ptr()
         if tensor.numel() and ptr in seen_storage:

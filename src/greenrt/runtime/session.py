@@ -94,8 +94,12 @@ class InferenceSession:
             channels_last = bool(config.get("channels_last")) and self.device.type == "cuda"
             set_fp32_math(self.device, allow_tf32=config.get("precision") == "tf32")
         else:
-            from ..onnx.importer import load_model
-            from ..plan.compile import compile_model
+            try:
+                from ..onnx.importer import load_model
+                from ..plan.compile import compile_model
+            except ImportError as exc:
+                raise GreenrtError(f"opening ONNX models needs the builder ({exc.name} is not installed): "
+                                   "pip install 'greenrt[build]', or run an engine file") from None
 
             self.device = resolve_device(device or "cpu")
             plan, weights = compile_model(load_model(model))

@@ -36,15 +36,20 @@ def _text_feeds() -> list[dict[str, np.ndarray]]:
     return [short, long]
 
 
-def _ocr_image(height: int, width: int) -> np.ndarray:
-    """skimage's text photo resized to HxW, PP-OCR normalisation ((x/255 - 0.5) / 0.5), 1x3xHxW."""
+def _ocr_image(height: int, width: int, imagenet_norm: bool = False) -> np.ndarray:
+    """skimage's photo of printed text resized to HxW as 1x3xHxW, normalised as PP-OCR does: the detector with
+    ImageNet mean/std, the recognizer and classifier with (x/255 - 0.5) / 0.5."""
     import torch
     import torch.nn.functional as F
     from skimage import data
 
     img = torch.from_numpy(data.text().astype(np.float32))[None, None].repeat(1, 3, 1, 1)
-    img = F.interpolate(img, size=(height, width), mode="bilinear", align_corners=False)
-    return ((img / 255.0 - 0.5) / 0.5).numpy().astype(np.float32)
+    img = F.interpolate(img, size=(height, width), mode="bilinear", align_corners=False) / 255.0
+    if imagenet_norm:
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        return ((img - mean) / std).numpy().astype(np.float32)
+    return ((img - 0.5) / 0.5).numpy().astype(np.float32)
 
 
 def _entries() -> list[CorpusModel]:
@@ -61,7 +66,7 @@ def _entries() -> list[CorpusModel]:
         CorpusModel("yolov8n", lambda: vision.export_yolov8n(),
                     lambda: [{"images": _ocr_image(640, 640)}]),
         CorpusModel("ppocr_det", lambda: ocr.ppocr_path("ppocr_det"),
-                    lambda: [{"x": _ocr_image(320, 448)}, {"x": _ocr_image(224, 640)}]),
+                    lambda: [{"x": _ocr_image(320, 448, True)}, {"x": _ocr_image(352, 928, True)}]),
         CorpusModel("ppocr_rec", lambda: ocr.ppocr_path("ppocr_rec"),
                     lambda: [{"x": _ocr_image(48, 320)}, {"x": _ocr_image(48, 160)}]),
         CorpusModel("ppocr_cls", lambda: ocr.ppocr_path("ppocr_cls"),
