@@ -337,7 +337,10 @@ def test_fallback_fixes_overflow(make, rng):
     ref = reference(proto, {"x": x})[0]
 
     plain = load_model(proto)
-    apply_precision(plain, PrecisionConfig("fp16", auto_fallback=False))
+    plain_report = apply_precision(plain, PrecisionConfig("fp16", auto_fallback=False))
+    assert plain_report.fallbacks == []
+    if make is overflow_graph:
+        assert any("'big'" in w and "inf" in w for w in plain_report.warnings)
     bad = run_greenrt(plain, {"x": x})[0]
     assert not np.isfinite(bad).all()  # without fallback the fp16 intermediate overflows
 

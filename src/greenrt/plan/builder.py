@@ -153,7 +153,8 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
 
 
 def build_command(model_path, output, config: BuildConfig) -> str:
-    parts = ["greenrt", "build", str(model_path), "-o", str(output), "--device", config.device]
+    # the output path is left out: the same model and config give a byte-identical engine wherever it is written
+    parts = ["greenrt", "build", str(model_path), "--device", config.device]
     if config.precision != "fp32":
         parts.append(f"--{config.precision}")
     for p in config.profiles:

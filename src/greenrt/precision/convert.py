@@ -66,6 +66,8 @@ FP32_OPS = frozenset({
     "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
     "DFT", "STFT", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix",
     "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss",
+    "Range",  # its output length is computed from the float inputs: bf16(3001) = 3008
+    "Mod",  # fmod is discontinuous: a rounded divisor moves every wrap point
 })
 _INT_TYPES = {ir.DataType.INT8, ir.DataType.INT16, ir.DataType.INT32, ir.DataType.INT64, ir.DataType.UINT8,
               ir.DataType.UINT16, ir.DataType.UINT32, ir.DataType.UINT64, ir.DataType.BOOL}

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import GreenrtError
@@ -96,7 +97,7 @@ def cmd_build(args) -> int:
     )
     output = args.output or str(Path(args.model).with_suffix(".engine"))
     with console.status("building"):
-        build_engine(args.model, output, config, log=lambda msg: console.print(msg, highlight=False))
+        build_engine(args.model, output, config, log=lambda msg: console.print(escape(msg), highlight=False))
     return EXIT_OK
 
 
@@ -157,7 +158,7 @@ def _inspect_engine(path: str) -> int:
         for col in ("pass", "rewrites", "rule"):
             table.add_column(col)
         for r in report["passes"]:
-            table.add_row(r["name"], str(r["count"]), r["rule"])
+            table.add_row(r["name"], str(r["count"]), escape(r["rule"]))
         console.print(table)
     if "precision" in report and isinstance(report["precision"], dict):
         console.print(f"precision: {report['precision'].get('counts', report['precision'])}", highlight=False)
