@@ -382,3 +382,40 @@ def test_static_constant_check_without_samples(rng):
     assert report.precision_of("up") == "fp32"
     assert "constant 'big'" in dict((n.node, n.reason) for n in report.nodes)["up"]
     assert model.graph.initializers["big"].dtype == F32
+
+
+# -- greenrt fused ops ------------------------------------------------------------------------------------------
+def attention_block():
+    """softmax(q kT / sqrt(d) + mask) v -> MatMul(Wo) + bo -> Gelu: fused to SDPA + FusedMatMul by the passes."""
+    r = np.random.default_rng(8)
+    nodes = [
+        helper.make_node("Transpose", ["k"], ["kt"], name="kT", perm=[0, 1, 3, 2]),
+        helper.make_node("MatMul", ["q", "kt"], ["qk"], name="qk"),
+        helper.make_node("Div", ["qk", "scale"], ["qks"], name="scale"),
+        helper.make_node("Add", ["qks", "mask"], ["qkm"], name="mask"),
+        helper.make_node("Softmax", ["qkm"], ["p"], name="softmax", axis=-1),
+        helper.make_node("MatMul", ["p", "v"], ["ctx"], name="pv"),
+        helper.make_node("MatMul", ["ctx", "Wo"], ["o"], name="out_proj"),
+        helper.make_node("Add", ["o", "bo"], ["ob"], name="out_bias"),
+        helper.make_node("Gelu", ["ob"], ["y"], name="gelu"),
+    ]
+    inits = [_init("scale", np.array(np.sqrt(16), np.float32)),
+             _init("Wo", (r.standard_normal((16, 16)) * 0.25).astype(np.float32)),
+             _init("bo", (r.standard_normal(16) * 0.1).astype(np.float32))]
+    ins = [_vi("q", [2, 4, 6, 16]), _vi("k", [2, 4, 6, 16]), _vi("v", [2, 4, 6, 16]), _vi("mask", [2, 1, 1, 6])]
+    return _model(nodes, ins, [_vi("y", [2, 4, 6, 16])], inits, opset=20)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_fused_attention_and_matmul(precision, rng):
+    feeds = {n: rng.standard_normal((2, 4, 6, 16)).astype(np.float32) for n in "qkv"}
+    mask = np.zeros((2, 1, 1, 6), np.float32)
+    mask[0, ..., 4:] = -10000.0  # padding keys, within fp16's range
+    feeds["mask"] = mask
+    model, report, _, _ = convert_and_compare(attention_block(), feeds, precision, passes=True, samples=[feeds])
+    ops = {n.op_type: n for n in model.graph}
+    assert "ScaledDotProductAttention" in ops and "FusedMatMul" in ops
+    assert set(report.counts) == {precision}
+    sdpa = ops["ScaledDotProductAttention"]
+    assert all(v.dtype == LOW[precision] for v in sdpa.inputs if v is not None)
+    assert sum(n.op_type == "Cast" for n in model.graph) == 5  # q, k, v, mask in; y out

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos, greenrt vs onnxruntime")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--repeats", type=int, default=10, help="timed runs per runtime (default 10)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="engine precision")
 
     p = sub.add_parser("inspect", help="show what greenrt supports or what a model holds")
     isub = p.add_subparsers(dest="what", parser_class=_Parser, required=True)

@@ -104,7 +104,7 @@ def cmd_build(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(device=args.device, repeats=args.repeats)
+    return run_demo(device=args.device, repeats=args.repeats, precision=args.precision)
 
 
 # -- inspect ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ class EnergyMeter:
         self.reason = ""
         self._handle = None
         if not str(device).startswith("cuda"):
-            self.reason = "no energy counter for the CPU here (NVML measures GPUs only)"
+            self.reason = "CPU (NVML measures GPUs only)"
             return
         try:
             import pynvml

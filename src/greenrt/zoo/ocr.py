@@ -12,6 +12,11 @@ PPOCR_FILES = {
 
 
 def ppocr_path(name: str) -> Path:
-    import rapidocr_onnxruntime
+    """The file inside the installed rapidocr-onnxruntime package, else a copy in greenrt's zoo cache."""
+    try:
+        import rapidocr_onnxruntime
+    except ImportError:
+        from . import cache_dir
 
+        return cache_dir() / PPOCR_FILES[name]
     return Path(rapidocr_onnxruntime.__file__).parent / "models" / PPOCR_FILES[name]
