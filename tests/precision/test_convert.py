@@ -419,3 +419,20 @@ def test_fused_attention_and_matmul(precision, rng):
     sdpa = ops["ScaledDotProductAttention"]
     assert all(v.dtype == LOW[precision] for v in sdpa.inputs if v is not None)
     assert sum(n.op_type == "Cast" for n in model.graph) == 5  # q, k, v, mask in; y out
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_output_also_read_inside_graph(precision, rng):
+    """logits is a graph output and the Softmax input: the output slot gets a float32 Cast under its name, the
+    Softmax keeps reading the reduced value."""
+    proto = matmul_softmax()
+    proto.graph.output.insert(0, _vi("logits", ["N", 10]))
+    x = rng.standard_normal((5, 16)).astype(np.float32)
+    model, report, outs, _ = convert_and_compare(proto, {"x": x}, precision)
+    assert [v.name for v in model.graph.outputs] == ["logits", "probs"]
+    nodes = nodes_by_name(model)
+    assert nodes["head/softmax"].inputs[0].dtype == LOW[precision]
+    assert nodes["head/softmax"].inputs[0] is nodes["fc/bias"].outputs[0]
+    assert model.graph.outputs[0].producer().op_type == "Cast"
+    assert "fp16" in report.summary() or "bf16" in report.summary()
+    round_trip_ok(model)

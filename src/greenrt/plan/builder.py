@@ -104,8 +104,8 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
         overrides = parse_layer_precision(config.layer_precision) if config.layer_precision else []
         samples = [{k: v.cpu().numpy() for k, v in sample.items()}]
         prec = apply_precision(model, PrecisionConfig(config.precision, overrides), sample_feeds=samples)
-        report["precision"] = prec.to_json() if hasattr(prec, "to_json") else str(prec)
-        log(f"precision: {config.precision}" + (f", {prec.summary()}" if hasattr(prec, "summary") else ""))
+        report["precision"] = prec.to_json()
+        log(prec.summary())
 
     plan, weights = compile_model(model)
     if config.channels_last is None:

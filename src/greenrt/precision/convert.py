@@ -25,7 +25,6 @@ Integer, bool, string and float64 tensors are untouched. Each decided node gets
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -66,6 +65,9 @@ FP32_OPS = frozenset({
     "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
     "DFT", "STFT", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix",
     "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss",
+    "TfIdfVectorizer",  # float output whatever the input
+    "BitCast",  # reinterprets the float32 bits
+    "Adagrad", "Adam", "Momentum",  # optimizer state updates need fp32
     "Range",  # its output length is computed from the float inputs: bf16(3001) = 3008
     "Mod",  # fmod is discontinuous: a rounded divisor moves every wrap point
 })
@@ -112,6 +114,17 @@ class PrecisionReport:
             if n.node == node_name:
                 return n.precision
         return None
+
+    def to_json(self) -> dict:
+        """What the engine header keeps: counts, and every node with a reason (overrides and fallbacks)."""
+        return {
+            "default": self.default,
+            "counts": self.counts,
+            "casts_inserted": self.casts_inserted,
+            "kept_or_overridden": [{"node": n.node, "op_type": n.op_type, "precision": n.precision,
+                                    "reason": n.reason} for n in self.nodes if n.reason],
+            "warnings": list(self.warnings),
+        }
 
     def summary(self) -> str:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items()))

@@ -27,6 +27,18 @@ def _photo_batch(size: int = 224, batch: int = 2) -> list[dict[str, np.ndarray]]
     return [{"image": np.ascontiguousarray(x)}, {"image": np.ascontiguousarray(x[:1])}]
 
 
+def _random_text_feeds() -> list[dict[str, np.ndarray]]:
+    """Token ids for the random-weight BERT: two shapes (dynamic batch and sequence), padding in the mask."""
+    rng = np.random.default_rng(0)
+    feeds = []
+    for batch, seq in ((2, 16), (3, 40)):
+        mask = np.ones((batch, seq), np.int64)
+        mask[-1, seq // 2:] = 0
+        feeds.append({"input_ids": rng.integers(0, 30522, (batch, seq)).astype(np.int64), "attention_mask": mask,
+                      "token_type_ids": np.zeros((batch, seq), np.int64)})
+    return feeds
+
+
 def _text_feeds() -> list[dict[str, np.ndarray]]:
     from .text import tokenize
 
@@ -61,8 +73,8 @@ def _entries() -> list[CorpusModel]:
                     heavy=True),
         CorpusModel("minilm", lambda: text.export_minilm(), _text_feeds),
         CorpusModel("minilm_dynamo", lambda: text.export_minilm(dynamo=True), _text_feeds, heavy=True),
-        CorpusModel("bert_base", lambda: text.export_bert_base(), _text_feeds),
-        CorpusModel("bert_base_dynamo", lambda: text.export_bert_base(dynamo=True), _text_feeds, heavy=True),
+        CorpusModel("bert_base", lambda: text.export_bert_base(), _random_text_feeds),
+        CorpusModel("bert_base_dynamo", lambda: text.export_bert_base(dynamo=True), _random_text_feeds, heavy=True),
         CorpusModel("yolov8n", lambda: vision.export_yolov8n(),
                     lambda: [{"images": _ocr_image(640, 640)}]),
         CorpusModel("ppocr_det", lambda: ocr.ppocr_path("ppocr_det"),

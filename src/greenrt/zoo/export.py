@@ -14,7 +14,22 @@ def export_onnx(model, args, path: Path, input_names, output_names, dynamic_axes
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.onnx")
+    # nn.MultiheadAttention's inference fast path (aten::_native_multi_head_attention) has no ONNX export
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        return _export(model, args, path, tmp_name(path), input_names, output_names, dynamic_axes, dynamo, opset)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def tmp_name(path: Path) -> Path:
+    return path.with_suffix(".tmp.onnx")
+
+
+def _export(model, args, path: Path, tmp: Path, input_names, output_names, dynamic_axes, dynamo, opset) -> Path:
+    import torch
+
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter("ignore")
         if dynamo:
