@@ -4,11 +4,7 @@
 # Carried: .whl (onnx-ir 1.1.0, scikit-image, lazy-loader) and .gpu_cache/zoo (ONNX files exported on the dev
 # machine: EfficientNet-Lite0, YOLOv8n, PP-OCR det/rec/cls). torchvision and BERT are exported there.
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD/src || exit 1
-export GREENRT_CACHE=$PWD/.gpu_cache HF_HUB_OFFLINE=1 YOLO_OFFLINE=1 PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-python3 -c "import torch, onnx, onnxruntime, onnx_ir, triton, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'triton', triton.__version__, 'onnx', onnx.__version__, 'ort', onnxruntime.__version__, 'onnx_ir', onnx_ir.__version__)"
+source bench/gpu_env.sh || exit 1
 python3 -m pytest -p no:cacheprovider -q -rfE -s -o addopts="" -m gpu -k "${GPU_TESTS_K:-not dynamo and not minilm}" \
     tests/corpus tests/runtime tests/plan 2>&1 | tee $OUT/gpu_tests.log | grep -E "max rel err|passed|failed|FAILED|Error"
 python3 -m greenrt conformance --device cuda --show failed --json $OUT/conformance_cuda.json > $OUT/conformance_cuda.log 2>&1

@@ -78,3 +78,25 @@ def imagenet_labels() -> list[str]:
         return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
     except Exception:  # torchvision missing: class indices only
         return [f"class {i}" for i in range(1000)]
+
+
+def photo_crops(per_photo: int = 16, seed: int = 0) -> np.ndarray:
+    """Nx3x224x224 preprocessed random crops (30-100% of the shorter side, random place, random flip) of the
+    bundled photos: a small real-image set for precision checks (no labels: agreement with fp32 is the metric)."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(seed)
+    crops = []
+    for image in photos().values():
+        t = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1)[None].float()
+        h, w = t.shape[-2:]
+        for _ in range(per_photo):
+            side = int(min(h, w) * rng.uniform(0.3, 1.0))
+            top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+            c = t[..., top:top + side, left:left + side]
+            if rng.random() < 0.5:
+                c = c.flip(-1)
+            c = F.interpolate(c, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True, align_corners=False)
+            crops.append(((c - 127.0) / 128.0).numpy().astype(np.float32))
+    return np.concatenate(crops)
