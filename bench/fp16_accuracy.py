@@ -31,7 +31,7 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=str(ROOT / "bench/results/efficientnet_lite0_precision.json"))
     args = ap.parse_args()
-    crops = e.photo_crops()
+    crops = e.photo_crops(per_photo=32)
     n = len(crops)
     onnx_path = e.export()
     profile = parse_profile(f"image:1x3x224x224/32x3x224x224/{n}x3x224x224")

@@ -67,11 +67,12 @@ def attr(node: ir.Node, name: str, default=None):
 
 
 def replace_node(graph: ir.Graph, old_nodes: list[ir.Node], new_node: ir.Node, old_output: ir.Value) -> None:
-    """Insert ``new_node`` before the first of ``old_nodes``, route ``old_output``'s uses to its output, drop the old.
-
-    The new output takes over the old output's name, type and shape, so graph outputs keep their names.
+    """Insert ``new_node`` where the last of ``old_nodes`` stood, route ``old_output``'s uses to its output, drop the
+    old nodes. The last position is the safe one: every input of the chain (a residual branch computed after the
+    chain's first node, say) exists by then. The new output takes over the old output's name, type and shape.
     """
-    graph.insert_before(old_nodes[0], new_node)
+    position = {id(n): i for i, n in enumerate(graph)}
+    graph.insert_after(max(old_nodes, key=lambda n: position[id(n)]), new_node)
     new_out = new_node.outputs[0]
     new_out.type, new_out.shape = old_output.type, old_output.shape
     name = old_output.name

@@ -167,12 +167,24 @@ def compile_graph(graph: ir.Graph, opsets: dict[str, int]) -> tuple[Plan, dict[s
     """(plan, weights) for ``graph``; raises UnsupportedModelError listing every node greenrt cannot run."""
     compiler = _Compiler(opsets)
     plan = compiler.graph(graph)
+    _check_order(plan)
     if compiler.problems:
         raise UnsupportedModelError(
             f"{len(compiler.problems)} node(s) cannot run in greenrt; see `greenrt inspect ops` for what is supported",
             compiler.problems,
         )
     return plan, compiler.weights
+
+
+def _check_order(plan: Plan) -> None:
+    """Every step reads only values produced before it (a pass that broke the order is a greenrt bug)."""
+    defined = {s.name for s in plan.inputs} | set(plan.constants) | {""}
+    for step in plan.steps:
+        missing = [n for n in step.inputs if n not in defined]
+        if missing:
+            raise GreenrtError(f"internal error: {step.label} reads {missing} before they are produced "
+                               "(graph not in topological order); please report it")
+        defined.update(step.outputs)
 
 
 def compile_model(model: ir.Model) -> tuple[Plan, dict[str, np.ndarray]]:

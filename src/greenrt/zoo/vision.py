@@ -22,6 +22,9 @@ def export_torchvision(name: str, dynamo: bool = False, path: Path | None = None
         return path
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None).eval()
+    head = getattr(getattr(model, "heads", None), "head", None)
+    if head is not None:  # torchvision zero-initialises ViT's head: logits would be all zeros
+        torch.nn.init.normal_(head.weight, std=0.02)
     example = torch.randn(1, 3, 224, 224)
     axes = {"image": {0: "batch"}}
     return export_onnx(model, (example,), path, ["image"], ["logits"], axes, dynamo)
