@@ -1,6 +1,7 @@
 """Convolutions: Conv, ConvTranspose, ConvInteger, DeformConv.
 
-Padding is always applied explicitly (F.pad) so asymmetric pads and auto_pad work the same for 1D/2D/3D.
+Symmetric pads go to the conv kernel itself; asymmetric ones (and auto_pad SAME with an odd total) are applied
+explicitly with F.pad first, the same way for 1D/2D/3D.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ def _conv_nd(x, w, b, *, auto_pad, dilations, group, kernel_shape, pads, strides
     strides, dilations, pads = _spatial_defaults(nd, strides, dilations, pads)
     kernel = list(kernel_shape) if kernel_shape else list(w.shape[2:])
     pads = _auto_pads(auto_pad, list(x.shape[2:]), kernel, strides, dilations, pads)
-    x = _pad_spatial(x, pads)
     if nd not in _CONV:
         raise NotImplementedError(f"Conv with {nd} spatial dims")
+    begin, end = pads[:nd], pads[nd:]
+    if begin == end and min(begin) >= 0:  # symmetric: the conv kernel pads itself, no extra pass over memory
+        return _CONV[nd](x, w, b, stride=strides, padding=begin, dilation=dilations, groups=group)
+    x = _pad_spatial(x, pads)
     return _CONV[nd](x, w, b, stride=strides, dilation=dilations, groups=group)
 
 

@@ -93,6 +93,10 @@ class InferenceSession:
             config = engine.header.get("config", {})
             channels_last = bool(config.get("channels_last")) and self.device.type == "cuda"
             set_fp32_math(self.device, allow_tf32=config.get("precision") == "tf32")
+            if self.device.type == "cuda":
+                # cuDNN times its algorithms per conv shape on first use and keeps the fastest (shapes are fixed
+                # per CUDA graph, so this is per-layer tactic selection); a process-wide torch setting
+                torch.backends.cudnn.benchmark = True
         else:
             try:
                 from ..onnx.importer import load_model
