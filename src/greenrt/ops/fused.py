@@ -45,13 +45,50 @@ ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "SiLU", "HardSwish", "LeakyRelu", "Cli
 @op("FusedConv", 1, domain=GREENRT)
 def FusedConv(x, w, b=None, z=None, *, activation="", activation_params=(), auto_pad="NOTSET", dilations=None,
               group=1, kernel_shape=None, pads=None, strides=None):
+    conv_attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
+                      strides=strides)
+    fused = _cudnn_conv_relu(x, w, b, z, activation, conv_attrs)
+    if fused is not None:
+        return fused
     conv = REGISTRY.lookup("", "Conv", 22).fn
-    kwargs = {k: v for k, v in dict(dilations=dilations, kernel_shape=kernel_shape, pads=pads,
-                                     strides=strides).items() if v is not None}
-    y = conv(x, w, b, auto_pad=auto_pad, group=group, **kwargs)
+    y = conv(x, w, None, **{k: v for k, v in conv_attrs.items() if v is not None})
+    if b is not None:
+        y = _add_bias(y, b)
     if z is not None:
-        y = y + z
+        y = y.add_(z)
     return _activation(activation, activation_params)(y)
+
+
+def _add_bias(y, b):
+    """y + b per channel, in place. On a channels_last tensor the NHWC view makes it a contiguous
+    last-axis broadcast (a vectorized kernel) instead of a strided one that costs as much as the conv."""
+    if y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous():
+        y.permute(0, 2, 3, 1).add_(b)
+        return y
+    return y.add_(b.view(-1, *([1] * (y.dim() - 2))))
+
+
+_CUDNN_FUSED = {"ok": True}
+
+
+def _cudnn_conv_relu(x, w, b, z, activation, attrs):
+    """relu(conv(x, w) + b [+ z]) as one cuDNN call (conv-bias-add-activation epilogue) on CUDA, else None."""
+    if not (_CUDNN_FUSED["ok"] and x.is_cuda and activation == "Relu" and x.dim() == 4):
+        return None
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32) or attrs["auto_pad"] not in ("NOTSET", "VALID"):
+        return None
+    pads = list(attrs["pads"] or [0, 0, 0, 0]) if attrs["auto_pad"] == "NOTSET" else [0, 0, 0, 0]
+    if pads[:2] != pads[2:]:
+        return None
+    stride = list(attrs["strides"] or [1, 1])
+    dilation = list(attrs["dilations"] or [1, 1])
+    try:
+        if z is None:
+            return torch.cudnn_convolution_relu(x, w, b, stride, pads[:2], dilation, attrs["group"])
+        return torch.cudnn_convolution_add_relu(x, w, z, 1.0, b, stride, pads[:2], dilation, attrs["group"])
+    except RuntimeError:  # this torch/cuDNN build lacks the fused call: use the unfused path from now on
+        _CUDNN_FUSED["ok"] = False
+        return None
 
 
 @op("FusedMatMul", 1, domain=GREENRT)
