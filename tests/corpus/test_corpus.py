@@ -59,3 +59,47 @@ def test_efficientnet_lite0_recognises_the_cat():
     top5, ref_top5 = np.argsort(-ours)[:5], np.argsort(-ref)[:5]
     assert set(top5) & set(range(281, 286)), f"no domestic-cat class in top-5 {top5}"
     assert list(top5) == list(ref_top5)
+
+
+def _profile_for(feeds_list):
+    """One profile spanning the corpus entry's feeds: min/max over them, opt = the first feed's shapes."""
+    from greenrt.plan.profiles import Profile
+
+    shapes = {}
+    for name in feeds_list[0]:
+        dims = [list(f[name].shape) for f in feeds_list]
+        shapes[name] = ([min(d) for d in zip(*dims)], dims[0], [max(d) for d in zip(*dims)])
+    return Profile(shapes)
+
+
+def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: float):
+    from greenrt.plan.builder import BuildConfig, build_engine
+
+    entry = CORPUS[name]
+    path = entry.export()
+    feeds_list = entry.inputs()
+    engine = tmp_path / f"{name}_{device}_{precision}.engine"
+    build_engine(path, engine, BuildConfig(device=device, precision=precision, profiles=[_profile_for(feeds_list)]),
+                 log=lambda m: None)
+    session = greenrt.InferenceSession(engine, device=device)
+    names = [o.name for o in session.get_outputs()]
+    worst = 0.0
+    for feeds in feeds_list:
+        ref = run_onnxruntime(str(path), feeds)
+        ours = session.run(None, {k: torch.from_numpy(v).to(device) for k, v in feeds.items()})
+        for out_name, o, r in zip(names, ours, ref):
+            report = compare_arrays(out_name, o.float().cpu().numpy().astype(r.dtype), r, rtol=rel_tol, atol=0.0)
+            assert report.ok, f"{name} engine ({precision}) output {out_name}: max rel err {report.max_rel:.3g}"
+            worst = max(worst, report.max_rel)
+    print(f"{name} engine [{device} {precision}]: max rel err {worst:.3g}")
+
+
+@pytest.mark.parametrize("name", _params())
+def test_corpus_engine_cpu(name, tmp_path):
+    _check_engine(name, "cpu", "fp32", tmp_path, REL_TOL)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("name", _params([pytest.mark.gpu]))
+def test_corpus_engine_cuda(name, precision, tmp_path):
+    _check_engine(name, "cuda", precision, tmp_path, REL_TOL if precision == "fp32" else 1e-2)

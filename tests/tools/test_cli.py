@@ -101,3 +101,24 @@ def test_inspect_model(mlp_path, capsys):
     assert main(["inspect", "model", str(mlp_path)]) == 0
     out = capsys.readouterr().out
     assert "Gemm" in out and "probs" in out
+
+
+def test_random_token_ids_stay_inside_the_embedding_table(tmp_path, capsys):
+    """`greenrt run` on a model whose integer input indexes a 7-row table: ids drawn from [0, 7), so it runs."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.random.default_rng(0).standard_normal((7, 4)).astype(np.float32), "emb")
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["ids"], ["ids64"], to=TensorProto.INT64),
+         helper.make_node("Gather", ["emb", "ids64"], ["y"])],
+        "g", [helper.make_tensor_value_info("ids", TensorProto.INT32, ["B", "S"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", "S", 4])], [table])
+    path = tmp_path / "emb.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    from greenrt import InferenceSession
+    from greenrt.tools.inputs import index_bounds
+
+    sess = InferenceSession(path)
+    assert index_bounds(sess.plan, sess.executor.constants) == {"ids": 7}
+    assert main(["compare", str(path), "--shapes", "ids:3x50"]) == 0

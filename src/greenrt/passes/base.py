@@ -76,11 +76,7 @@ def replace_node(graph: ir.Graph, old_nodes: list[ir.Node], new_node: ir.Node, o
     new_out = new_node.outputs[0]
     new_out.type, new_out.shape = old_output.type, old_output.shape
     name = old_output.name
-    if old_output.is_graph_output():
-        idx = [i for i, v in enumerate(graph.outputs) if v is old_output]
-        for i in idx:
-            graph.outputs[i] = new_out
-    old_output.replace_all_uses_with(new_out)
+    old_output.replace_all_uses_with(new_out, replace_graph_outputs=True)
     graph.remove(old_nodes, safe=True)
     old_output.name = None
     new_out.name = name

@@ -133,10 +133,7 @@ class FoldConstants(GraphPass):
             # keep the graph's output name: an Identity from the constant carries it
             ident = ir.Node("", "Identity", [const], name=f"{value.name}_const")
             graph.append(ident)
-            value.replace_all_uses_with(ident.outputs[0])
-            for i, v in enumerate(graph.outputs):
-                if v is value:
-                    graph.outputs[i] = ident.outputs[0]
+            value.replace_all_uses_with(ident.outputs[0], replace_graph_outputs=True)
             name = value.name
             value.name = None
             ident.outputs[0].name = name

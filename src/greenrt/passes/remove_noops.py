@@ -16,10 +16,7 @@ def _bypass(graph: ir.Graph, node: ir.Node) -> bool:
         if src.is_graph_input() or src.is_initializer() or src.is_graph_output():
             return False  # would merge two graph-level names
         name = out.name
-        idx = [i for i, v in enumerate(graph.outputs) if v is out]
-        out.replace_all_uses_with(src)
-        for i in idx:
-            graph.outputs[i] = src
+        out.replace_all_uses_with(src, replace_graph_outputs=True)
         out.name = None
         src.name = name
     else:

@@ -55,10 +55,10 @@ def parse_size(text: str) -> int:
 
 def _random_feeds(executor: Executor, shapes: dict[str, list[int]], seed: int) -> dict[str, torch.Tensor]:
     from ..runtime.session import NodeArg
-    from ..tools.inputs import random_inputs
+    from ..tools.inputs import index_bounds, random_inputs
 
     args = [NodeArg(s.name, s.shape, "", s.dtype) for s in executor.plan.inputs]
-    arrays = random_inputs(args, shapes, seed=seed)
+    arrays = random_inputs(args, shapes, seed=seed, int_bounds=index_bounds(executor.plan, executor.constants))
     from ..onnx.dtypes import numpy_to_torch
 
     return {k: numpy_to_torch(v, executor.device) for k, v in arrays.items()}
@@ -118,9 +118,14 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     for i, profile in enumerate(config.profiles or [None]):
         shapes = opt_shapes(profile) if profile else {}
         feeds = _random_feeds(reference_exec, shapes, config.seed + i)
-        with torch.no_grad():
-            ref = reference_exec.run(feeds)
-            got = engine_exec.run(feeds)
+        try:
+            with torch.no_grad():
+                ref = reference_exec.run(feeds)
+                got = engine_exec.run(feeds)
+        except GreenrtError as exc:
+            given = {k: list(v.shape) for k, v in feeds.items()}
+            raise GreenrtError(f"checking the built engine on random inputs of shapes {given} failed: {exc}\n"
+                               "give representative shapes for dynamic inputs with --shapes") from None
         errs = {s.name: _max_rel(g, r) for s, g, r in zip(plan.outputs, got, ref)
                 if isinstance(g, torch.Tensor) and g.is_floating_point()}
         accuracy.append({"profile": i, "shapes": {k: list(v.shape) for k, v in feeds.items()}, "max_rel_err": errs})

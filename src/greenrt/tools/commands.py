@@ -215,13 +215,14 @@ def _inspect_onnx(path: str) -> int:
 # -- run / compare ------------------------------------------------------------------------------------------
 def _session_and_inputs(args):
     from ..runtime.session import InferenceSession
-    from .inputs import load_inputs, parse_shapes, random_inputs
+    from .inputs import index_bounds, load_inputs, parse_shapes, random_inputs
 
     session = InferenceSession(args.model, device=args.device, allow_mismatch=args.allow_mismatch)
     if args.inputs:
         feeds = load_inputs(args.inputs)
     else:
-        feeds = random_inputs(session.get_inputs(), parse_shapes(args.shapes), seed=args.seed)
+        bounds = index_bounds(session.plan, session.executor.constants)
+        feeds = random_inputs(session.get_inputs(), parse_shapes(args.shapes), seed=args.seed, int_bounds=bounds)
     return session, feeds
 
 

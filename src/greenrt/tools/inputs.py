@@ -38,8 +38,37 @@ def load_inputs(path: str) -> dict[str, np.ndarray]:
         raise InvalidInputError(f"--inputs: {path} is not a readable .npz of arrays ({exc})") from None
 
 
-def random_inputs(args: Sequence, shapes: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
-    """One random array per input (NodeArg list); dynamic dims from ``shapes`` or 1, symbols kept consistent."""
+PASS_THROUGH = {"Cast", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Identity", "Expand"}
+
+
+def index_bounds(plan, constants: dict) -> dict[str, int]:
+    """Integer graph inputs that end up as Gather indices into a constant table (token ids, token types,
+    positions): name -> table size along the gather axis, so random ids index validly."""
+    producer_of = {}
+    for step in plan.steps:
+        for out in step.outputs:
+            producer_of[out] = step
+    inputs = {s.name for s in plan.inputs}
+    bounds: dict[str, int] = {}
+    for step in plan.steps:
+        if step.op_type != "Gather" or step.domain or len(step.inputs) < 2:
+            continue
+        table = constants.get(step.inputs[0])
+        if table is None or not hasattr(table, "shape"):
+            continue
+        size = int(table.shape[step.attrs.get("axis", 0)])
+        name = step.inputs[1]
+        while name not in inputs and name in producer_of and producer_of[name].op_type in PASS_THROUGH:
+            name = producer_of[name].inputs[0]
+        if name in inputs:
+            bounds[name] = min(bounds.get(name, size), size)
+    return bounds
+
+
+def random_inputs(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
+                  int_bounds: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """One random array per input (NodeArg list); dynamic dims from ``shapes`` or 1, symbols kept consistent.
+    Integer inputs are drawn from [0, int_bounds[name]) where the graph says how far they may go, else INT_RANGE."""
     unknown = set(shapes) - {a.name for a in args}
     if unknown:
         raise InvalidInputError(
@@ -56,7 +85,7 @@ def random_inputs(args: Sequence, shapes: dict[str, list[int]], seed: int = 0) -
     feeds = {}
     for a in args:
         shape = _shape_for(a, shapes, symbols)
-        feeds[a.name] = _random_array(rng, a.elem_type, shape)
+        feeds[a.name] = _random_array(rng, a.elem_type, shape, (int_bounds or {}).get(a.name))
     return feeds
 
 
@@ -76,7 +105,7 @@ def _shape_for(a, shapes, symbols) -> list[int]:
     return out
 
 
-def _random_array(rng: np.random.Generator, elem_type: int, shape: list[int]) -> np.ndarray:
+def _random_array(rng: np.random.Generator, elem_type: int, shape: list[int], bound: int | None) -> np.ndarray:
     T = onnx.TensorProto
     if elem_type == T.BOOL:
         return rng.random(shape) < 0.5
@@ -84,6 +113,6 @@ def _random_array(rng: np.random.Generator, elem_type: int, shape: list[int]) ->
         return np.array(rng.choice(["alpha", "beta", "gamma"], size=shape), dtype=object)
     dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
     if np.issubdtype(dtype, np.integer):
-        lo, hi = INT_RANGE
+        lo, hi = INT_RANGE if bound is None else (0, bound)
         return rng.integers(lo, hi, size=shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
