@@ -25,7 +25,7 @@ def export_torchvision(name: str, dynamo: bool = False, path: Path | None = None
     head = getattr(getattr(model, "heads", None), "head", None)
     if head is not None:  # torchvision zero-initialises ViT's head: logits would be all zeros
         torch.nn.init.normal_(head.weight, std=0.02)
-    example = torch.randn(1, 3, 224, 224)
+    example = torch.randn(2 if dynamo else 1, 3, 224, 224)  # torch.export specializes a dim of size 1
     axes = {"image": {0: "batch"}}
     return export_onnx(model, (example,), path, ["image"], ["logits"], axes, dynamo)
 
