@@ -212,3 +212,37 @@ def test_dead_code_removes_unused_nodes_and_weights():
     reports = _check(model, [EliminateDeadCode()], {"x": R.standard_normal((2, 4)).astype(np.float32)},
                      {"MatMul": 0, "Relu": 1})
     assert reports[0].count == 2  # the node and its weight
+
+
+def test_fold_pad_into_conv():
+    from greenrt.passes.fold_pad_into_conv import FoldPadIntoConv
+
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], mode="constant"),
+             helper.make_node("Conv", ["p", "W"], ["y"], pads=[1, 0, 1, 0])]
+    pads = numpy_helper.from_array(np.array([0, 0, 0, 1, 0, 0, 1, 2], np.int64), "pads")
+    model = _model(nodes, [_vi("x", [1, 3, 9, 9])], [_vi("y", [1, 4, 9, 10])], [pads, _init("W", [4, 3, 3, 3])])
+    reports = _check(model, [FoldPadIntoConv()], {"x": R.standard_normal((1, 3, 9, 9)).astype(np.float32)},
+                     {"Pad": 0, "Conv": 1})
+    assert reports[0].count == 1
+
+
+def test_simplify_reshape_copies_dims_known_equal():
+    # y = Reshape(x, Concat(Shape(x)[0], Shape(z)[1], [-1])) where z's dim 1 is x's dim 1 by shape inference
+    nodes = [
+        helper.make_node("Shape", ["x"], ["sx"]), helper.make_node("Gather", ["sx", "i0"], ["g0"]),
+        helper.make_node("Unsqueeze", ["g0", "ax"], ["u0"]),
+        helper.make_node("Relu", ["x"], ["z"]),
+        helper.make_node("Shape", ["z"], ["sz"]), helper.make_node("Gather", ["sz", "i1"], ["g1"]),
+        helper.make_node("Unsqueeze", ["g1", "ax"], ["u1"]),
+        helper.make_node("Concat", ["u0", "u1", "minus1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["z", "shape"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+             (("i0", 0), ("i1", 1), ("ax", [0]), ("minus1", [-1]))]
+    model = _model(nodes, [_vi("x", ["B", "S", 4, 2])], [_vi("y", ["B", "S", 8])], inits)
+    from greenrt.passes.simplify_reshape import SimplifyReshape
+
+    reports = _check(model, [SimplifyReshape(), EliminateDeadCode()],
+                     {"x": R.standard_normal((3, 5, 4, 2)).astype(np.float32)},
+                     {"Shape": 0, "Gather": 0, "Concat": 0, "Reshape": 1})
+    assert reports[0].count == 1

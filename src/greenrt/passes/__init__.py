@@ -12,12 +12,14 @@ from .base import GraphPass, PassReport
 from .dead_code import EliminateDeadCode
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
+from .fold_pad_into_conv import FoldPadIntoConv
 from .fuse_attention import FuseAttention
 from .fuse_conv import FuseConvActivation
 from .fuse_gelu import FuseGelu
 from .fuse_layernorm import FuseLayerNorm
 from .fuse_matmul import FuseMatMulBiasActivation
 from .remove_noops import RemoveNoops
+from .simplify_reshape import SimplifyReshape
 
 
 def default_pipeline() -> list[GraphPass]:
@@ -25,6 +27,10 @@ def default_pipeline() -> list[GraphPass]:
     return [
         RemoveNoops(),
         FoldConstants(),
+        SimplifyReshape(),
+        EliminateDeadCode(),
+        FoldConstants(),
+        FoldPadIntoConv(),
         FoldBatchNorm(),
         FuseGelu(),
         FuseLayerNorm(),

@@ -75,6 +75,52 @@ def _shape_constant(node: ir.Node) -> np.ndarray | None:
     return np.array(dims[start:end], dtype=np.int64)
 
 
+def _shape_dims(value: ir.Value | None) -> list | None:
+    """The dims a Shape node's output holds (ints where static, None where not), or None if not from Shape."""
+    node = value.producer() if value is not None else None
+    if node is None or node.op_type != "Shape" or node.domain not in ("", "ai.onnx"):
+        return None
+    src = node.inputs[0]
+    if src is None or src.shape is None:
+        return None
+    dims = [d if isinstance(d, int) and d >= 0 else None for d in src.shape]
+    rank = len(dims)
+    start, end = attr(node, "start", 0), attr(node, "end", rank)
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    end = min(max(end + rank if end < 0 else end, 0), rank)
+    return dims[start:end]
+
+
+def _partial_shape_constant(node: ir.Node) -> np.ndarray | None:
+    """Gather/Slice picking only static dims out of a partly dynamic Shape: a constant (as onnxslim does)."""
+    dims = _shape_dims(node.inputs[0])
+    if dims is None:
+        return None
+    if node.op_type == "Gather" and attr(node, "axis", 0) == 0:
+        idx = const_array(node.inputs[1])
+        if idx is None:
+            return None
+        picked = [dims[int(i)] for i in np.asarray(idx).reshape(-1)]
+        if any(d is None for d in picked):
+            return None
+        return np.array(picked, dtype=np.int64).reshape(np.asarray(idx).shape)
+    if node.op_type == "Slice" and len(node.inputs) >= 3:
+        inputs = list(node.inputs[1:5]) + [None] * (5 - len(node.inputs))
+        consts = [const_array(v) if v is not None else None for v in inputs]
+        if consts[0] is None or consts[1] is None or any(
+                v is not None and c is None for v, c in zip(inputs[2:], consts[2:])):
+            return None
+        if consts[2] is not None and [int(a) for a in consts[2].reshape(-1)] not in ([0], [-1]):
+            return None
+        step = int(consts[3].reshape(-1)[0]) if consts[3] is not None else 1
+        start, end = int(consts[0].reshape(-1)[0]), int(consts[1].reshape(-1)[0])
+        picked = dims[slice(start, end, step)]
+        if any(d is None for d in picked):
+            return None
+        return np.array(picked, dtype=np.int64)
+    return None
+
+
 def _evaluate(node: ir.Node, opset: int, inputs: list) -> list[np.ndarray] | None:
     impl = REGISTRY.lookup(node.domain, node.op_type, opset)
     if impl is None:
@@ -92,7 +138,7 @@ def _evaluate(node: ir.Node, opset: int, inputs: list) -> list[np.ndarray] | Non
 
 class FoldConstants(GraphPass):
     name = "fold_constants"
-    rule = "op(const, const, ...) => const; Shape(x with static shape) => const"
+    rule = "op(const, ...) => const; Shape(x static) => const; Gather/Slice(Shape(x), static dims) => const"
 
     def apply(self, model: ir.Model, report: PassReport) -> int:
         load_all()
@@ -105,6 +151,9 @@ class FoldConstants(GraphPass):
                 continue
             if node.op_type in ("Shape", "Size"):
                 folded = _shape_constant(node)
+                outputs = None if folded is None else [folded]
+            elif node.op_type in ("Gather", "Slice") and _shape_dims(node.inputs[0]) is not None:
+                folded = _partial_shape_constant(node)
                 outputs = None if folded is None else [folded]
             else:
                 inputs = [const_array(v) if v is not None else None for v in node.inputs]

@@ -1,0 +1,77 @@
+"""Reshape targets built from the tensor's own shape become constants with 0 ("copy this dim").
+
+    Reshape(x, Concat(Unsqueeze(Shape(x)[0]), [-1]))  =>  Reshape(x, [0, -1])
+
+Exporters write such shape arithmetic for every dynamic dim; once the Reshape's target is a constant, the
+Shape/Gather/Unsqueeze/Concat chain is dead code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from .base import GraphPass, PassReport, add_initializer, attr, const_array
+from .patterns import producer
+
+
+def _same_dim(a, b) -> bool:
+    """Two dims known equal: the same static size, or the same symbol from shape inference."""
+    if isinstance(a, int) or isinstance(b, int):
+        return isinstance(a, int) and isinstance(b, int) and a == b >= 0
+    return a.value is not None and a.value == b.value
+
+
+def _copies_dim(part: ir.Value, x: ir.Value, pos: int) -> bool:
+    """``part`` is Unsqueeze(Gather(Shape(src), i)) with src's dim i known equal to x's dim ``pos``: the
+    Reshape may write 0 there (copy the input dim) instead of computing it."""
+    unsq = producer(part, "Unsqueeze")
+    gather = producer(unsq.inputs[0], "Gather") if unsq is not None else None
+    shape = producer(gather.inputs[0], "Shape") if gather is not None else None
+    if shape is None or attr(shape, "start", 0) != 0 or attr(gather, "axis", 0) != 0:
+        return False
+    src = shape.inputs[0]
+    idx = const_array(gather.inputs[1])
+    if idx is None or idx.size != 1 or src is None or src.shape is None or x.shape is None or pos >= len(x.shape):
+        return False
+    i = int(idx.reshape(()))
+    i = i + len(src.shape) if i < 0 else i
+    return src is x and i == pos or 0 <= i < len(src.shape) and _same_dim(src.shape[i], x.shape[pos])
+
+
+def _constant_target(reshape: ir.Node) -> np.ndarray | None:
+    x, target = reshape.inputs[0], reshape.inputs[1]
+    concat = producer(target, "Concat")
+    if concat is None or attr(concat, "axis", 0) != 0 or attr(reshape, "allowzero", 0):
+        return None
+    dims: list[int] = []
+    for part in concat.inputs:
+        c = const_array(part)
+        if c is not None:
+            dims.extend(int(v) for v in c.reshape(-1))
+            continue
+        if not _copies_dim(part, x, len(dims)):
+            return None
+        dims.append(0)
+    if sum(d == -1 for d in dims) > 1:
+        return None
+    return np.array(dims, dtype=np.int64)
+
+
+class SimplifyReshape(GraphPass):
+    name = "simplify_reshape"
+    rule = "Reshape(x, Concat(dim equal to x's dim i at position i, consts)) => Reshape(x, consts with 0 at i)"
+
+    def apply(self, model: ir.Model, report: PassReport) -> int:
+        count = 0
+        for node in list(model.graph):
+            if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
+                continue
+            if const_array(node.inputs[1]) is not None:
+                continue
+            target = _constant_target(node)
+            if target is None:
+                continue
+            node.replace_input_with(1, add_initializer(model.graph, f"{node.name or 'reshape'}_shape", target))
+            count += 1
+        return count
