@@ -167,12 +167,12 @@ def compile_graph(graph: ir.Graph, opsets: dict[str, int]) -> tuple[Plan, dict[s
     """(plan, weights) for ``graph``; raises UnsupportedModelError listing every node greenrt cannot run."""
     compiler = _Compiler(opsets)
     plan = compiler.graph(graph)
-    _check_order(plan)
     if compiler.problems:
         raise UnsupportedModelError(
             f"{len(compiler.problems)} node(s) cannot run in greenrt; see `greenrt inspect ops` for what is supported",
             compiler.problems,
         )
+    _check_order(plan)
     return plan, compiler.weights
 
 
