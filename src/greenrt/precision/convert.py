@@ -37,6 +37,7 @@ from ..passes.base import GREENRT_DOMAIN, add_initializer
 from .policy import PrecisionConfig
 
 FP16_MAX = 65504.0
+FP16_TINY = 6.103515625e-05  # smallest normal fp16: a tensor whose largest |x| is below it loses its digits
 F32 = ir.DataType.FLOAT
 F16 = ir.DataType.FLOAT16
 LOW_DTYPES = {"fp16": ir.DataType.FLOAT16, "bf16": ir.DataType.BFLOAT16}
@@ -376,6 +377,9 @@ class _Rewriter:
                     m = _finite_max(node.attributes["value"].value.numpy())
                 if m is not None and m > limit:
                     return f"activation max |x| = {m:.3g} over fp16 range (output {v.name!r}, limit {limit:.6g})"
+                if m is not None and 0.0 < m < FP16_TINY:
+                    return (f"activation max |x| = {m:.3g} under fp16's normal range (output {v.name!r}, smallest "
+                            f"normal {FP16_TINY:.3g}): it would flush toward zero")
         for i in self.float_positions(node):
             v = node.inputs[i]
             if _const_source(v) is not None:
@@ -386,6 +390,9 @@ class _Rewriter:
                 what = "input"
             if m is not None and m > limit:
                 return f"{what} {v.name!r} max |x| = {m:.3g} over fp16 range (limit {limit:.6g})"
+            if what == "input" and m is not None and 0.0 < m < FP16_TINY:
+                return (f"input {v.name!r} max |x| = {m:.3g} under fp16's normal range (smallest normal "
+                        f"{FP16_TINY:.3g}): it would flush toward zero")
         return None
 
     # -- step 2-4: rewrite ---------------------------------------------------------------------------------
