@@ -79,8 +79,9 @@ def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: flo
     path = entry.export()
     feeds_list = entry.inputs()
     engine = tmp_path / f"{name}_{device}_{precision}.engine"
-    build_engine(path, engine, BuildConfig(device=device, precision=precision, profiles=[_profile_for(feeds_list)]),
-                 log=lambda m: None)
+    layer_precision = entry.fp16_layer_precision if precision == "fp16" else ""
+    build_engine(path, engine, BuildConfig(device=device, precision=precision, layer_precision=layer_precision,
+                                           profiles=[_profile_for(feeds_list)]), log=lambda m: None)
     session = greenrt.InferenceSession(engine, device=device)
     names = [o.name for o in session.get_outputs()]
     worst = 0.0
