@@ -79,9 +79,8 @@ def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: flo
     path = entry.export()
     feeds_list = entry.inputs()
     engine = tmp_path / f"{name}_{device}_{precision}.engine"
-    layer_precision = entry.fp16_layer_precision if precision == "fp16" else ""
-    build_engine(path, engine, BuildConfig(device=device, precision=precision, layer_precision=layer_precision,
-                                           profiles=[_profile_for(feeds_list)]), log=lambda m: None)
+    build_engine(path, engine, BuildConfig(device=device, precision=precision, profiles=[_profile_for(feeds_list)]),
+                 log=lambda m: None)
     session = greenrt.InferenceSession(engine, device=device)
     names = [o.name for o in session.get_outputs()]
     worst = 0.0
@@ -102,5 +101,8 @@ def test_corpus_engine_cpu(name, tmp_path):
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 @pytest.mark.parametrize("name", _params([pytest.mark.gpu]))
-def test_corpus_engine_cuda(name, precision, tmp_path):
+def test_corpus_engine_cuda(name, precision, tmp_path, request):
+    gap = CORPUS[name].fp16_known_gap
+    if precision == "fp16" and gap:
+        request.applymarker(pytest.mark.xfail(reason=gap, strict=True))
     _check_engine(name, "cuda", precision, tmp_path, REL_TOL if precision == "fp32" else 1e-2)

@@ -17,10 +17,8 @@ class CorpusModel:
     export: Callable[[], object]  # -> path of the .onnx file
     inputs: Callable[[], list[dict[str, np.ndarray]]]  # one or more feeds (dynamic shapes vary across them)
     heavy: bool = False
-    # the per-layer precision the fp16 engine is built with (greenrt build --layer-precision); "" = all fp16.
-    # PP-OCR's standalone Adds (FPN merges, lateral sums) need fp32: all-fp16 engines measured 2.7e-2 (det) and
-    # 1.5e-2 (rec) max rel err on an H100; with Add=fp32, 9.6e-3 and 8.5e-3 (CPU).
-    fp16_layer_precision: str = ""
+    # why an fp16 engine of this model misses the 1e-2 fp16 tolerance, if it does (its fp16 test is an xfail)
+    fp16_known_gap: str = ""
 
 
 def _photo_batch(size: int = 224, batch: int = 2) -> list[dict[str, np.ndarray]]:
@@ -83,10 +81,10 @@ def _entries() -> list[CorpusModel]:
                     lambda: [{"images": _ocr_image(640, 640)}]),
         CorpusModel("ppocr_det", lambda: ocr.ppocr_path("ppocr_det"),
                     lambda: [{"x": _ocr_image(320, 448, True)}, {"x": _ocr_image(352, 928, True)}],
-                    fp16_layer_precision="Add=fp32"),
+                    fp16_known_gap="fp16 engine measured 2.7e-2 max rel err on an H100 (2026-11-24); keeping Add in fp32 made it 6.8e-2 there: the sensitive layers are not found yet"),
         CorpusModel("ppocr_rec", lambda: ocr.ppocr_path("ppocr_rec"),
                     lambda: [{"x": _ocr_image(48, 320)}, {"x": _ocr_image(48, 160)}],
-                    fp16_layer_precision="Add=fp32"),
+                    fp16_known_gap="fp16 engine measured 1.5e-2 max rel err on an H100 (2026-11-24), 1.1e-2 with Add in fp32: the sensitive layers are not found yet"),
         CorpusModel("ppocr_cls", lambda: ocr.ppocr_path("ppocr_cls"),
                     lambda: [{"x": _ocr_image(48, 192)}]),
     ]
