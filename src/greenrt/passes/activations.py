@@ -8,6 +8,17 @@ import onnx_ir as ir
 from .base import attr, const_array, only_consumer
 
 
+def absorb_activation(out: ir.Value, nodes: list[ir.Node]) -> tuple[str, list[float], ir.Value]:
+    """If ``out`` flows only into an activation, add its nodes to ``nodes``: (name, params, new output);
+    else ("", [], out) and ``nodes`` unchanged."""
+    act = match_activation(out)
+    if act is None:
+        return "", [], out
+    name, params, act_nodes, new_out = act
+    nodes += act_nodes
+    return name, params, new_out
+
+
 def match_activation(value: ir.Value) -> tuple[str, list[float], list[ir.Node], ir.Value] | None:
     """If ``value`` flows only into an activation: (name, params, nodes to absorb, activation output)."""
     silu = _match_silu(value)

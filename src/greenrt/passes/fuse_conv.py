@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from .activations import match_activation
+from .activations import absorb_activation
 from .base import GREENRT_DOMAIN, GraphPass, PassReport, const_array, only_consumer, replace_node
 
 CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
@@ -43,11 +43,7 @@ class FuseConvActivation(GraphPass):
                 add, z = residual
                 nodes.append(add)
                 out = add.outputs[0]
-            act = match_activation(out)
-            name, params = "", []
-            if act is not None:
-                name, params, act_nodes, out = act
-                nodes += act_nodes
+            name, params, out = absorb_activation(out, nodes)
             if len(nodes) == 1:
                 continue
             bias = conv.inputs[2] if len(conv.inputs) > 2 else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .activations import match_activation
+from .activations import absorb_activation
 from .base import GREENRT_DOMAIN, GraphPass, PassReport, add_initializer, attr, const_array, only_consumer, replace_node
 
 
@@ -71,11 +71,7 @@ class FuseMatMulBiasActivation(GraphPass):
                     add, bias = added
                     nodes.append(add)
                     out = add.outputs[0]
-            act = match_activation(out)
-            name, params = "", []
-            if act is not None:
-                name, params, act_nodes, out = act
-                nodes += act_nodes
+            name, params, out = absorb_activation(out, nodes)
             if len(nodes) == 1 and mm.op_type == "MatMul":
                 continue
             attrs = [ir.AttrString("activation", name), ir.AttrFloat32s("activation_params", params)]

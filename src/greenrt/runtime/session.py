@@ -60,13 +60,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-ENGINE_MAGIC = b"GRTENGN1"
-
-
 def is_engine_file(path) -> bool:
+    from ..plan.engine_file import MAGIC
+
     try:
         with open(path, "rb") as f:
-            return f.read(len(ENGINE_MAGIC)) == ENGINE_MAGIC
+            return f.read(len(MAGIC)) == MAGIC
     except OSError:
         return False
 

@@ -167,13 +167,17 @@ def _inspect_engine(path: str) -> int:
                       f" MiB with reuse vs {m['naive_bytes'] / 2**20:.1f} MiB naive", highlight=False)
     plan = Plan.from_json(header["plan"])
     counts = Counter((s.domain + "." if s.domain else "") + s.op_type for s in plan.all_steps())
-    table = Table(title=f"plan: {sum(counts.values())} steps")
+    console.print(_op_count_table(f"plan: {sum(counts.values())} steps", counts))
+    return EXIT_OK
+
+
+def _op_count_table(title: str, counts) -> Table:
+    table = Table(title=title)
     table.add_column("op")
     table.add_column("count", justify="right")
     for op_type, n in counts.most_common():
         table.add_row(op_type, str(n))
-    console.print(table)
-    return EXIT_OK
+    return table
 
 
 def _inspect_model(path: str) -> int:
@@ -203,12 +207,7 @@ def _inspect_onnx(path: str) -> int:
             table.add_row(arg.name, arg.type, str(arg.shape))
         console.print(table)
     counts = Counter(n.op_type for n in g)
-    table = Table(title=f"{sum(counts.values())} nodes, {len(g.initializers)} initializers")
-    table.add_column("op")
-    table.add_column("count", justify="right")
-    for op_type, n in counts.most_common():
-        table.add_row(op_type, str(n))
-    console.print(table)
+    console.print(_op_count_table(f"{sum(counts.values())} nodes, {len(g.initializers)} initializers", counts))
     return EXIT_OK
 
 
