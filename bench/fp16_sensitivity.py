@@ -25,8 +25,7 @@ def main() -> int:
     import greenrt
     from greenrt.plan.builder import BuildConfig, build_engine
     from greenrt.tools.compare import compare_arrays, run_onnxruntime
-    from greenrt.zoo.corpus import CORPUS
-    from tests.corpus.test_corpus import _profile_for
+    from greenrt.zoo.corpus import CORPUS, profile_for
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -40,7 +39,7 @@ def main() -> int:
         refs = [run_onnxruntime(str(path), f) for f in feeds]
         for group in GROUPS:
             build_engine(path, "/tmp/sens.engine", BuildConfig(device=args.device, precision="fp16",
-                         layer_precision=group, profiles=[_profile_for(feeds)]), log=lambda m: None)
+                         layer_precision=group, profiles=[profile_for(feeds)]), log=lambda m: None)
             sess = greenrt.InferenceSession("/tmp/sens.engine", device=args.device)
             worst = 0.0
             for f, ref in zip(feeds, refs):

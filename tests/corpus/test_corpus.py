@@ -9,7 +9,7 @@ import torch
 
 import greenrt
 from greenrt.tools.compare import compare_arrays, run_onnxruntime
-from greenrt.zoo.corpus import CORPUS
+from greenrt.zoo.corpus import CORPUS, profile_for
 
 REL_TOL = 1e-4  # relative to the reference output's largest magnitude
 
@@ -61,17 +61,6 @@ def test_efficientnet_lite0_recognises_the_cat():
     assert list(top5) == list(ref_top5)
 
 
-def _profile_for(feeds_list):
-    """One profile spanning the corpus entry's feeds: min/max over them, opt = the first feed's shapes."""
-    from greenrt.plan.profiles import Profile
-
-    shapes = {}
-    for name in feeds_list[0]:
-        dims = [list(f[name].shape) for f in feeds_list]
-        shapes[name] = ([min(d) for d in zip(*dims)], dims[0], [max(d) for d in zip(*dims)])
-    return Profile(shapes)
-
-
 def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: float):
     from greenrt.plan.builder import BuildConfig, build_engine
 
@@ -79,7 +68,7 @@ def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: flo
     path = entry.export()
     feeds_list = entry.inputs()
     engine = tmp_path / f"{name}_{device}_{precision}.engine"
-    build_engine(path, engine, BuildConfig(device=device, precision=precision, profiles=[_profile_for(feeds_list)]),
+    build_engine(path, engine, BuildConfig(device=device, precision=precision, profiles=[profile_for(feeds_list)]),
                  log=lambda m: None)
     session = greenrt.InferenceSession(engine, device=device)
     names = [o.name for o in session.get_outputs()]

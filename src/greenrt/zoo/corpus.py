@@ -97,3 +97,14 @@ def _entries() -> list[CorpusModel]:
 
 
 CORPUS: dict[str, CorpusModel] = {m.name: m for m in _entries()}
+
+
+def profile_for(feeds_list: list[dict[str, np.ndarray]]):
+    """One optimization profile spanning a corpus entry's feeds: min/max over them, opt = the first feed's."""
+    from ..plan.profiles import Profile
+
+    shapes = {}
+    for name in feeds_list[0]:
+        dims = [list(f[name].shape) for f in feeds_list]
+        shapes[name] = ([min(d) for d in zip(*dims)], dims[0], [max(d) for d in zip(*dims)])
+    return Profile(shapes)
