@@ -81,10 +81,12 @@ def _entries() -> list[CorpusModel]:
                     lambda: [{"images": _ocr_image(640, 640)}]),
         CorpusModel("ppocr_det", lambda: ocr.ppocr_path("ppocr_det"),
                     lambda: [{"x": _ocr_image(320, 448, True)}, {"x": _ocr_image(352, 928, True)}],
-                    fp16_known_gap="fp16 engine measured 2.7e-2 max rel err on an H100 (2026-11-24); keeping Add in fp32 made it 6.8e-2 there: the sensitive layers are not found yet"),
+                    fp16_known_gap="fp16 engine: 0.133 max rel err on its sigmoid map on an H100 (2026-11-24); convs in fp32 "
+                                   "0.043, no other op group helps (bench/results/fp16_sensitivity_h100.json)"),
         CorpusModel("ppocr_rec", lambda: ocr.ppocr_path("ppocr_rec"),
                     lambda: [{"x": _ocr_image(48, 320)}, {"x": _ocr_image(48, 160)}],
-                    fp16_known_gap="fp16 engine measured 1.5e-2 max rel err on an H100 (2026-11-24), 1.1e-2 with Add in fp32: the sensitive layers are not found yet"),
+                    fp16_known_gap="fp16 engine: 1.3e-2 max rel err on an H100 (2026-11-24); 8.4e-3 with its convs in "
+                                   "fp32 (bench/results/fp16_sensitivity_h100.json)"),
         CorpusModel("ppocr_cls", lambda: ocr.ppocr_path("ppocr_cls"),
                     lambda: [{"x": _ocr_image(48, 192)}]),
     ]
