@@ -91,6 +91,10 @@ class ShapeSpecializer:
 
         # one full run: Shape of an intermediate needs the data steps before it (this is also the warm-up)
         self.executor.execute(self.executor.steps, feeds, observer=keep, want_outputs=False)
+        # some ops build shape values on the host (e.g. Shape); data steps read them from the device, and a
+        # host-to-device copy inside a CUDA-graph capture is not allowed: make both copies now
+        device = self.executor.device
+        values = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in values.items()}
         host = {k: v.cpu() for k, v in values.items() if isinstance(v, torch.Tensor) and v.device.type != "cpu"}
         spec = Specialization(values, host)
         self._cache[key] = spec
