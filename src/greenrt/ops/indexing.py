@@ -46,8 +46,11 @@ def _nd_split(data, indices, batch_dims: int):
     nb = int(np.prod(batch_shape, dtype=np.int64))
     d = data.reshape((nb,) + tuple(data.shape[batch_dims:]))
     idx = indices.reshape(nb, -1, k).to(torch.int64)
-    dims = torch.tensor(list(data.shape[batch_dims : batch_dims + k]), dtype=torch.int64, device=data.device)
-    return d, _fix_negative(idx, dims), batch_shape
+    # negatives fixed per index column with Python ints: a torch.tensor(list, device=cuda) would be a host-to-device
+    # copy, which also breaks CUDA-graph capture
+    dims = data.shape[batch_dims: batch_dims + k]
+    idx = torch.stack([_fix_negative(idx[..., j], int(dims[j])) for j in range(k)], dim=-1) if k else idx
+    return d, idx, batch_shape
 
 
 @op("GatherND", 11, 12, 13)
