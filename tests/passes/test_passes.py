@@ -246,3 +246,22 @@ def test_simplify_reshape_copies_dims_known_equal():
                      {"x": R.standard_normal((3, 5, 4, 2)).astype(np.float32)},
                      {"Shape": 0, "Gather": 0, "Concat": 0, "Reshape": 1})
     assert reports[0].count == 1
+
+
+def test_simplify_reshape_one_computed_dim_becomes_minus_one():
+    # y = Reshape(x, Concat([2], Unsqueeze(Shape(x)[0] * 3), [4])) with x: [B*?, ...]: the product is inferred
+    nodes = [
+        helper.make_node("Shape", ["x"], ["sx"]), helper.make_node("Gather", ["sx", "i0"], ["g0"]),
+        helper.make_node("Mul", ["g0", "three"], ["m"]), helper.make_node("Unsqueeze", ["m", "ax"], ["u"]),
+        helper.make_node("Concat", ["two", "u", "four"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+             (("i0", 0), ("three", 3), ("ax", [0]), ("two", [2]), ("four", [4]))]
+    model = _model(nodes, [_vi("x", ["B", 6, 4])], [_vi("y", [2, None, 4])], inits)
+    from greenrt.passes.simplify_reshape import SimplifyReshape
+
+    reports = _check(model, [SimplifyReshape(), EliminateDeadCode()],
+                     {"x": R.standard_normal((5, 6, 4)).astype(np.float32)},
+                     {"Shape": 0, "Mul": 0, "Concat": 0, "Reshape": 1})
+    assert reports[0].count == 1

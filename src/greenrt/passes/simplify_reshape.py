@@ -1,6 +1,7 @@
 """Reshape targets built from the tensor's own shape become constants with 0 ("copy this dim").
 
-    Reshape(x, Concat(Unsqueeze(Shape(x)[0]), [-1]))  =>  Reshape(x, [0, -1])
+    Reshape(x, Concat(Unsqueeze(Shape(x)[0]), [-1]))        =>  Reshape(x, [0, -1])
+    Reshape(x, Concat([7], Unsqueeze(batch * heads), [64]))   =>  Reshape(x, [7, -1, 64])   (one computed dim)
 
 Exporters write such shape arithmetic for every dynamic dim; once the Reshape's target is a constant, the
 Shape/Gather/Unsqueeze/Concat chain is dead code.
@@ -44,23 +45,29 @@ def _constant_target(reshape: ir.Node) -> np.ndarray | None:
     concat = producer(target, "Concat")
     if concat is None or attr(concat, "axis", 0) != 0 or attr(reshape, "allowzero", 0):
         return None
-    dims: list[int] = []
+    dims: list[int | None] = []
     for part in concat.inputs:
         c = const_array(part)
         if c is not None:
             dims.extend(int(v) for v in c.reshape(-1))
-            continue
-        if not _copies_dim(part, x, len(dims)):
+        elif _copies_dim(part, x, len(dims)):
+            dims.append(0)
+        elif part.shape is not None and list(part.shape) == [1]:
+            dims.append(None)  # computed at run time (e.g. batch * heads)
+        else:
             return None
-        dims.append(0)
-    if sum(d == -1 for d in dims) > 1:
+    # one computed dim and no -1: Reshape can infer it from the element count
+    if dims.count(None) == 1 and -1 not in dims:
+        dims[dims.index(None)] = -1
+    if None in dims or dims.count(-1) > 1:
         return None
     return np.array(dims, dtype=np.int64)
 
 
 class SimplifyReshape(GraphPass):
     name = "simplify_reshape"
-    rule = "Reshape(x, Concat(dim equal to x's dim i at position i, consts)) => Reshape(x, consts with 0 at i)"
+    rule = ("Reshape(x, Concat(dims equal to x's at i, one computed dim, consts)) => Reshape(x, consts, 0 at i, "
+            "-1 for the computed one)")
 
     def apply(self, model: ir.Model, report: PassReport) -> int:
         count = 0
