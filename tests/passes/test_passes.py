@@ -265,3 +265,16 @@ def test_simplify_reshape_one_computed_dim_becomes_minus_one():
                      {"x": R.standard_normal((5, 6, 4)).astype(np.float32)},
                      {"Shape": 0, "Mul": 0, "Concat": 0, "Reshape": 1})
     assert reports[0].count == 1
+
+
+def test_fold_conv_affine_mul_add_into_weight_and_bias():
+    from greenrt.passes.fold_conv_affine import FoldConvAffine
+
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "s"], ["m"]),
+             helper.make_node("Add", ["m", "t"], ["y"])]
+    inits = [_init("W", [4, 3, 3, 3]), _init("s", [1, 4, 1, 1]), _init("t", [4, 1, 1])]
+    model = _model(nodes, [_vi("x", [2, 3, 8, 8])], [_vi("y", [2, 4, 8, 8])], inits)
+    reports = _check(model, [FoldConvAffine()], {"x": R.standard_normal((2, 3, 8, 8)).astype(np.float32)},
+                     {"Mul": 0, "Add": 0, "Conv": 1})
+    assert reports[0].count == 2

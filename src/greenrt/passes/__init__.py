@@ -12,6 +12,7 @@ from .base import GraphPass, PassReport
 from .dead_code import EliminateDeadCode
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
+from .fold_conv_affine import FoldConvAffine
 from .fold_pad_into_conv import FoldPadIntoConv
 from .fuse_attention import FuseAttention
 from .fuse_conv import FuseConvActivation
@@ -32,6 +33,7 @@ def default_pipeline() -> list[GraphPass]:
         FoldConstants(),
         FoldPadIntoConv(),
         FoldBatchNorm(),
+        FoldConvAffine(),
         FuseGelu(),
         FuseLayerNorm(),
         FuseAttention(),
