@@ -80,6 +80,11 @@ def _ml_dtypes():
     }
 
 
+def as_str(x) -> str:
+    """An ONNX string (bytes in protos, str in onnx-ir) as Python str."""
+    return x.decode("utf-8") if isinstance(x, bytes) else str(x)
+
+
 def onnx_type_name(elem_type: int) -> str:
     return TYPE_NAMES.get(int(elem_type), f"elem_type {elem_type}")
 

@@ -20,9 +20,6 @@ from typing import Any, Callable
 
 import torch
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
 def canonical_domain(domain: str | None) -> str:
     return "" if domain in (None, "", "ai.onnx") else domain
 

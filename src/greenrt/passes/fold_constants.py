@@ -12,7 +12,7 @@ import onnx_ir as ir
 import torch
 
 from ..errors import GreenrtError
-from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
+from ..onnx.dtypes import as_str, numpy_to_torch, torch_to_numpy
 from ..ops import REGISTRY, OpContext, load_all
 from ..ops.registry import canonical_domain
 from .base import GraphPass, PassReport, add_initializer, attr, const_array
@@ -22,12 +22,9 @@ def tensor_value(tensor: ir.TensorProtocol, device: torch.device):
     """An ir tensor (initializer or attribute) as a runtime value on ``device``."""
     array = tensor.numpy()
     if tensor.dtype == ir.DataType.STRING:
-        return np.vectorize(_as_str, otypes=[object])(array) if array.size else array.astype(object)
+        return np.vectorize(as_str, otypes=[object])(array) if array.size else array.astype(object)
     return numpy_to_torch(array, device)
 
-
-def _as_str(x) -> str:
-    return x.decode("utf-8") if isinstance(x, bytes) else str(x)
 
 
 def convert_attribute(attr: ir.Attr, device: torch.device) -> Any:
@@ -37,9 +34,9 @@ def convert_attribute(attr: ir.Attr, device: torch.device) -> Any:
         value = attr.value
         return list(value) if t in (A.FLOATS, A.INTS, A.GRAPHS, A.TYPE_PROTOS) else value
     if t == A.STRING:
-        return _as_str(attr.value)
+        return as_str(attr.value)
     if t == A.STRINGS:
-        return [_as_str(s) for s in attr.value]
+        return [as_str(s) for s in attr.value]
     if t == A.TENSOR:
         return tensor_value(attr.value, device)
     if t == A.TENSORS:
@@ -61,6 +58,15 @@ def _static_shape(value: ir.Value | None) -> list[int] | None:
     return dims if all(isinstance(d, int) and d >= 0 for d in dims) else None
 
 
+def _shape_slice(node: ir.Node, dims: list) -> list:
+    """The part of ``dims`` a Shape node returns (its start/end attributes, clamped as ONNX says)."""
+    rank = len(dims)
+    start, end = attr(node, "start", 0), attr(node, "end", rank)
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    end = min(max(end + rank if end < 0 else end, 0), rank)
+    return dims[start:end]
+
+
 def _shape_constant(node: ir.Node) -> np.ndarray | None:
     """Shape/Size of a statically shaped value as an int64 array, else None."""
     dims = _static_shape(node.inputs[0])
@@ -68,11 +74,7 @@ def _shape_constant(node: ir.Node) -> np.ndarray | None:
         return None
     if node.op_type == "Size":
         return np.array(int(np.prod(dims)), dtype=np.int64)
-    rank = len(dims)
-    start, end = attr(node, "start", 0), attr(node, "end", rank)
-    start = min(max(start + rank if start < 0 else start, 0), rank)
-    end = min(max(end + rank if end < 0 else end, 0), rank)
-    return np.array(dims[start:end], dtype=np.int64)
+    return np.array(_shape_slice(node, dims), dtype=np.int64)
 
 
 def _shape_dims(value: ir.Value | None) -> list | None:
@@ -83,12 +85,7 @@ def _shape_dims(value: ir.Value | None) -> list | None:
     src = node.inputs[0]
     if src is None or src.shape is None:
         return None
-    dims = [d if isinstance(d, int) and d >= 0 else None for d in src.shape]
-    rank = len(dims)
-    start, end = attr(node, "start", 0), attr(node, "end", rank)
-    start = min(max(start + rank if start < 0 else start, 0), rank)
-    end = min(max(end + rank if end < 0 else end, 0), rank)
-    return dims[start:end]
+    return _shape_slice(node, [d if isinstance(d, int) and d >= 0 else None for d in src.shape])
 
 
 def _partial_shape_constant(node: ir.Node) -> np.ndarray | None:

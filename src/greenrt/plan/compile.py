@@ -10,6 +10,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..errors import GreenrtError, UnsupportedModelError
+from ..onnx.dtypes import as_str
 from ..ops import REGISTRY, load_all
 from ..ops.registry import canonical_domain
 from .plan import Plan, PlanStep, TensorSpec
@@ -36,9 +37,6 @@ def value_spec(value: ir.Value | None) -> TensorSpec | None:
     return TensorSpec(value.name or "", dtype, shape, kind)
 
 
-def _as_str(x) -> str:
-    return x.decode("utf-8") if isinstance(x, bytes) else str(x)
-
 
 class _Compiler:
     def __init__(self, opsets: dict[str, int]):
@@ -59,7 +57,7 @@ class _Compiler:
     def tensor_ref(self, hint: str, tensor: ir.TensorProtocol) -> dict:
         array = tensor.numpy()
         if tensor.dtype == ir.DataType.STRING:
-            return {"strings": [_as_str(s) for s in array.reshape(-1)], "shape": list(array.shape)}
+            return {"strings": [as_str(s) for s in array.reshape(-1)], "shape": list(array.shape)}
         return {"tensor": self.weight(hint, np.asarray(array))}
 
     def attribute(self, plan_subplans: list, node_name: str, a: ir.Attr) -> Any:
@@ -70,9 +68,9 @@ class _Compiler:
         if t in (A.FLOATS, A.INTS):
             return list(a.value)
         if t == A.STRING:
-            return _as_str(a.value)
+            return as_str(a.value)
         if t == A.STRINGS:
-            return [_as_str(s) for s in a.value]
+            return [as_str(s) for s in a.value]
         if t == A.TENSOR:
             return self.tensor_ref(f"{node_name}.{a.name}", a.value)
         if t == A.TENSORS:

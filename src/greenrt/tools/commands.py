@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import GreenrtError
-from .cli import EXIT_ERROR, EXIT_MISMATCH, EXIT_OK
+from .cli import EXIT_MISMATCH, EXIT_OK
 
 console = Console()
 err_console = Console(stderr=True)
@@ -275,6 +275,3 @@ def cmd_compare(args) -> int:
     print("verdict: match" if ok else "verdict: MISMATCH")
     return EXIT_OK if ok else EXIT_MISMATCH
 
-
-__all__ = ["cmd_conformance", "cmd_inspect", "cmd_run", "cmd_compare", "print_versions", "GreenrtError",
-           "EXIT_ERROR"]

@@ -7,7 +7,6 @@ ONNX graph in greenrt, and through onnxruntime: answers, agreement, error, batch
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +15,7 @@ from rich.table import Table
 
 from ..zoo import cache_dir
 from ..zoo import efficientnet_lite as e
-from .compare import compare_arrays, run_onnxruntime
+from .compare import compare_arrays
 from .energy import EnergyMeter
 
 console = Console()
