@@ -80,3 +80,20 @@ def replace_node(graph: ir.Graph, old_nodes: list[ir.Node], new_node: ir.Node, o
     graph.remove(old_nodes, safe=True)
     old_output.name = None
     new_out.name = name
+
+
+def name_unnamed_nodes(graph: ir.Graph) -> int:
+    """Give every unnamed main-graph node a unique name ('{op_type}_{n}'), so per-layer precision rules, the
+    accuracy search and reports can point at it; returns how many were named. Deterministic: graph order."""
+    taken = {n.name for n in graph if n.name}
+    count = 0
+    for i, node in enumerate(graph):
+        if node.name:
+            continue
+        name = f"{node.op_type}_{i}"
+        while name in taken:
+            name += "_"
+        node.name = name
+        taken.add(name)
+        count += 1
+    return count

@@ -131,9 +131,16 @@ class PrecisionReport:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items()))
         lines = [f"precision {self.default}: {counts}; {self.casts_inserted} cast(s) inserted, "
                  f"{self.constants_converted} constant(s) converted, {self.constants_copied} copied"]
+        by_reason: dict[tuple[str, str], list[NodePrecision]] = {}
         for n in self.nodes:
             if n.reason:
-                lines.append(f"  {n.node or '<unnamed>'} ({n.op_type}): {n.precision} - {n.reason}")
+                by_reason.setdefault((n.precision, n.reason), []).append(n)
+        for (precision, reason), group in by_reason.items():
+            if len(group) > 3:  # e.g. the accuracy search's prefix: one line, first and last node
+                lines.append(f"  {len(group)} nodes, {group[0].node} ... {group[-1].node}: {precision} - {reason}")
+                continue
+            for n in group:
+                lines.append(f"  {n.node or '<unnamed>'} ({n.op_type}): {precision} - {reason}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -338,6 +345,8 @@ class _Rewriter:
                 continue
             precision, rule = cfg.resolve(node.name or "", node.op_type)
             reason = f"override {rule}" if rule else ""
+            if not rule and precision in LOW_DTYPES and node.name in cfg.keep_fp32:
+                precision, reason = "fp32", cfg.keep_fp32[node.name]
             forced = self.forced_fp32(node)
             if forced and precision in LOW_DTYPES:
                 precision, reason = "fp32", forced

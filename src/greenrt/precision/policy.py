@@ -37,12 +37,15 @@ class PrecisionConfig:
 
     ``auto_fallback``: with sample inputs, fp16 nodes whose activations leave ``fallback_threshold`` x 65504 are
     kept fp32. ``tf32`` stores fp32 and only allows TF32 matmul/conv math on GPUs (the runtime's switch).
+    ``keep_fp32``: exact node names kept fp32 with the reason to report (the accuracy search's result); an
+    explicit override still wins.
     """
 
     default: str = "fp32"
     overrides: list[tuple[str, str]] = field(default_factory=list)
     auto_fallback: bool = True
     fallback_threshold: float = 0.5
+    keep_fp32: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         self.default = normalize_precision(self.default, "default precision")

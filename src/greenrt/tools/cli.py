@@ -53,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one optimization profile: name:MIN/OPT/MAX[,name:...] e.g. image:1x3x224x224/8x3x224x224/"
                         "32x3x224x224 (repeat for several profiles)")
     p.add_argument("--workspace", help="activation memory limit at the profiles' max shapes, e.g. 4G")
+    p.add_argument("--inputs", action="append", default=[], metavar="NPZ",
+                   help="sample inputs (.npz, one array per model input; repeatable) for the fp16 range fallback, "
+                        "--max-error and the accuracy check (default: random at the opt shapes)")
+    p.add_argument("--outputs", default="", metavar="NAMES",
+                   help="comma-separated intermediate tensors to return as extra engine outputs, e.g. the logits "
+                        "under a final Softmax")
+    p.add_argument("--max-error", type=float, metavar="REL",
+                   help="fp16/bf16: keep the earliest layers fp32 until every checked output's max relative error "
+                        "vs fp32 on the sample inputs is at most REL (e.g. 1e-2)")
+    p.add_argument("--error-outputs", default="", metavar="NAMES",
+                   help="comma-separated outputs --max-error applies to (default: every float output)")
     p.add_argument("--no-optimize", action="store_true", help="skip the graph passes")
     p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                    help="NHWC through conv chains (default: on for CUDA models with convolutions)")

@@ -79,6 +79,10 @@ def cmd_conformance(args) -> int:
     return EXIT_OK
 
 
+def _names(spec: str) -> list[str]:
+    return [n.strip() for n in spec.split(",") if n.strip()]
+
+
 def cmd_build(args) -> int:
     import torch
 
@@ -94,6 +98,10 @@ def cmd_build(args) -> int:
         workspace=parse_size(args.workspace) if args.workspace else None,
         channels_last={"auto": None, "on": True, "off": False}[args.channels_last],
         optimize=not args.no_optimize,
+        outputs=_names(args.outputs),
+        max_error=args.max_error,
+        error_outputs=_names(args.error_outputs),
+        inputs=list(args.inputs),
     )
     output = args.output or str(Path(args.model).with_suffix(".engine"))
     with console.status("building"):

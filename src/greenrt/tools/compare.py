@@ -20,15 +20,27 @@ class OutputReport:
     note: str = ""
 
 
-def run_onnxruntime(model_path: str, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+def run_onnxruntime(model_path: str, feeds: Mapping[str, np.ndarray],
+                    extra_outputs: Sequence[str] = ()) -> list[np.ndarray]:
+    """onnxruntime's outputs (CPU); ``extra_outputs``: intermediate tensors to return after the graph outputs."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise GreenrtError("onnxruntime is not installed: pip install 'greenrt[reference]'") from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    source: str | bytes = str(model_path)
+    if extra_outputs:
+        import onnx_ir as ir
+
+        from ..onnx.importer import load_model
+        from ..onnx.outputs import mark_outputs
+
+        model = load_model(model_path)
+        mark_outputs(model, list(extra_outputs))
+        source = ir.to_proto(model).SerializeToString()
     try:
-        sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         return sess.run(None, {k: np.asarray(v) for k, v in feeds.items()})
     except Exception as exc:
         raise GreenrtError(f"onnxruntime could not run {model_path}: {str(exc).splitlines()[0]}") from None
