@@ -35,7 +35,7 @@ def _agreement(probs: np.ndarray, ref: np.ndarray) -> float:
 def _latency_ms(session, feeds, device, iters=100) -> float:
     x = {k: torch.from_numpy(v).to(device) for k, v in feeds.items()}
     for _ in range(10):
-        session.run_device(None, x) if device == "cuda" else session.run(None, x)
+        session.run_device(x) if device == "cuda" else session.run(None, x)
     if device != "cuda":
         t0 = time.perf_counter()
         for _ in range(iters):
@@ -45,7 +45,7 @@ def _latency_ms(session, feeds, device, iters=100) -> float:
     for _ in range(iters):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        session.run_device(None, x)
+        session.run_device(x)
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))

@@ -17,6 +17,7 @@ from greenrt.passes.fold_constants import FoldConstants
 from greenrt.passes.fuse_attention import FuseAttention
 from greenrt.passes.fuse_conv import FuseConvActivation
 from greenrt.passes.fuse_gelu import FuseGelu
+from greenrt.passes.fuse_hardswish import FuseHardActivations
 from greenrt.passes.fuse_layernorm import FuseLayerNorm
 from greenrt.passes.fuse_matmul import FuseMatMulBiasActivation
 from greenrt.passes.remove_noops import RemoveNoops
@@ -140,6 +141,49 @@ def test_fuse_conv_bias_activation(act):
     model = _model([conv] + tail, [_vi("x", x_shape)], [_vi("y", x_shape)], inits)
     _check(model, [FuseConvActivation()], {"x": R.standard_normal(x_shape).astype(np.float32)},
            {"FusedConv": 1, "Conv": 0, "Relu": 0, "Sigmoid": 0, "Add": 0}, rtol=1e-5)
+
+
+def _scalars(**values):
+    return [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in values.items()]
+
+
+@pytest.mark.parametrize("opset", [12, 17])
+def test_fuse_decomposed_hardswish_then_into_the_conv(opset):
+    """Paddle's x * Clip(x + 3, 0, 6) / 6 after a Conv: HardSwish (greenrt's below opset 14), then FusedConv."""
+    x_shape = [2, 3, 8, 8]
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["h"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["h", "three"], ["h3"]),
+             helper.make_node("Clip", ["h3", "zero", "six"], ["r6"]),
+             helper.make_node("Mul", ["h", "r6"], ["m"]),
+             helper.make_node("Div", ["m", "six"], ["y"])]
+    inits = [_init("W", [3, 3, 3, 3]), _init("B", [3])] + _scalars(three=3.0, zero=0.0, six=6.0)
+    model = _model(nodes, [_vi("x", x_shape)], [_vi("y", x_shape)], inits, opset=opset)
+    x = (R.standard_normal(x_shape) * 3).astype(np.float32)  # both sides of -3 and 3
+    reports = _check(model, [FuseHardActivations()], {"x": x},
+                     {"HardSwish": 1, "Clip": 0, "Add": 0, "Mul": 0, "Div": 0, "Conv": 1})
+    assert reports[0].count == 1
+    ir_model = load_model(model)
+    optimize(ir_model, [FuseHardActivations()])
+    (hs,) = [n for n in ir_model.graph if n.op_type == "HardSwish"]
+    assert hs.domain == ("" if opset >= 14 else "greenrt")
+    _check(model, [FuseHardActivations(), FuseConvActivation()], {"x": x}, {"FusedConv": 1, "HardSwish": 0})
+
+
+def test_fuse_decomposed_hardsigmoid_and_x_times_hardsigmoid():
+    """Clip(x + 3, 0, 6) * (1/6) alone is HardSigmoid; x * HardSigmoid(x, 1/6, 0.5) is HardSwish."""
+    shape = [4, 16]
+    nodes = [helper.make_node("Add", ["three", "x"], ["h3"]),
+             helper.make_node("Clip", ["h3", "zero", "six"], ["r6"]),
+             helper.make_node("Mul", ["r6", "sixth"], ["gate"]),  # HardSigmoid, feeds a Mul with y, not x
+             helper.make_node("Mul", ["gate", "y"], ["a"]),
+             helper.make_node("HardSigmoid", ["y"], ["hs"], alpha=1 / 6, beta=0.5),
+             helper.make_node("Mul", ["hs", "y"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["out"])]
+    inits = _scalars(three=3.0, zero=0.0, six=6.0, sixth=1 / 6)
+    model = _model(nodes, [_vi("x", shape), _vi("y", shape)], [_vi("out", shape)], inits, opset=17)
+    feeds = {k: (R.standard_normal(shape) * 4).astype(np.float32) for k in ("x", "y")}
+    reports = _check(model, [FuseHardActivations()], feeds, {"HardSigmoid": 1, "HardSwish": 1, "Clip": 0, "Mul": 1})
+    assert reports[0].count == 2
 
 
 def test_fuse_matmul_bias_gelu_and_gemm():

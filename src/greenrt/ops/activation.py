@@ -70,8 +70,8 @@ def HardSigmoid(x, *, alpha=0.2, beta=0.5, consumed_inputs=None):
 
 @op("HardSwish", 14, 22)
 def HardSwish(x):
-    """x * max(0, min(1, x / 6 + 0.5))."""
-    return x * torch.clamp(x * (1.0 / 6) + 0.5, 0, 1)
+    """x * max(0, min(1, x / 6 + 0.5)), as torch's one-kernel hardswish."""
+    return F.hardswish(x)
 
 
 @op("Mish", 18, 22)

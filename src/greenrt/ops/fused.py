@@ -3,6 +3,7 @@
     FusedConv(X, W, B?, Z?)    = act(Conv(X, W, B) + Z)        conv + bias + residual add + activation
     FusedMatMul(A, W, B?)      = act(A @ W + B)                 MatMul/Gemm + bias + activation
     Gelu(X)                    = the erf (or tanh) GELU as one op (exporters before opset 20 decompose it)
+    HardSwish(X)               = ONNX HardSwish for models below opset 14 (Paddle writes it as Add/Clip/Mul/Div)
     ScaledDotProductAttention(Q, K, V, mask?) = softmax(Q @ K^T * scale + mask) @ V
 """
 
@@ -102,6 +103,11 @@ def FusedMatMul(a, w, b=None, *, activation="", activation_params=()):
 @op("Gelu", 1, domain=GREENRT)
 def Gelu(x, *, approximate="none"):
     return F.gelu(x, approximate=approximate)
+
+
+@op("HardSwish", 1, domain=GREENRT)
+def HardSwishAnyOpset(x):
+    return F.hardswish(x)
 
 
 @op("ScaledDotProductAttention", 1, domain=GREENRT)

@@ -17,6 +17,7 @@ from .fold_pad_into_conv import FoldPadIntoConv
 from .fuse_attention import FuseAttention
 from .fuse_conv import FuseConvActivation
 from .fuse_gelu import FuseGelu
+from .fuse_hardswish import FuseHardActivations
 from .fuse_layernorm import FuseLayerNorm
 from .fuse_matmul import FuseMatMulBiasActivation
 from .remove_noops import RemoveNoops
@@ -35,6 +36,7 @@ def default_pipeline() -> list[GraphPass]:
         FoldBatchNorm(),
         FoldConvAffine(),
         FuseGelu(),
+        FuseHardActivations(),
         FuseLayerNorm(),
         FuseAttention(),
         FuseConvActivation(),

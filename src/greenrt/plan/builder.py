@@ -110,6 +110,24 @@ def _check_samples(samples: list[dict[str, Any]], specs, profiles: list[Profile]
         select_profile(profiles, {k: list(v.shape) for k, v in feed.items()})
 
 
+def _engine_executor(plan, weights, device, config: BuildConfig) -> tuple[Executor, bool]:
+    """The executor as an InferenceSession of the engine will run it (layout included): what the checks and the
+    accuracy search must measure, since NHWC picks other cuDNN kernels than NCHW."""
+    channels_last = config.channels_last
+    if channels_last is None:
+        channels_last = device.type == "cuda" and _has_conv(plan)
+    channels_last = bool(channels_last) and device.type == "cuda"
+    return Executor(plan, weights, device, channels_last=channels_last), channels_last
+
+
+def _run(executor: Executor, feeds: dict[str, torch.Tensor], channels_last: bool) -> list[Any]:
+    if channels_last:  # NHWC in at the boundary, as the session does
+        feeds = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
+                 for k, v in feeds.items()}
+    with torch.no_grad():
+        return executor.run(feeds)
+
+
 def _max_errors(names: list[str], got: list[Any], ref: list[Any]) -> dict[str, float]:
     return {n: _max_rel(g, r) for n, g, r in zip(names, got, ref)
             if isinstance(g, torch.Tensor) and g.is_floating_point()}
@@ -165,6 +183,8 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
                            "intermediate tensors with --outputs")
 
     set_fp32_math(device, allow_tf32=config.precision == "tf32")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as a session of the engine runs: per-shape cuDNN algorithms
     if config.precision in ("fp16", "bf16"):
         overrides = parse_layer_precision(config.layer_precision) if config.layer_precision else []
         prec_config = PrecisionConfig(config.precision, overrides)
@@ -178,11 +198,11 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
         log(prec.summary())
 
     plan, weights = compile_model(model)
+    engine_exec, channels_last = _engine_executor(plan, weights, device, config)
     if config.channels_last is None:
-        config.channels_last = device.type == "cuda" and _has_conv(plan)
+        config.channels_last = channels_last
 
     # check the built plan on the samples and at every profile's opt shape (the model's shapes without profiles)
-    engine_exec = Executor(plan, weights, device)
     accuracy = []
     checks = [("sample", i, f) for i, f in enumerate(sample_feeds)] if samples else []
     for i, profile in enumerate(config.profiles or [None]):
@@ -192,7 +212,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
         try:
             with torch.no_grad():
                 ref = reference_exec.run(feeds)
-                got = engine_exec.run(feeds)
+            got = _run(engine_exec, feeds, channels_last)
         except GreenrtError as exc:
             given = {k: list(v.shape) for k, v in feeds.items()}
             raise GreenrtError(f"checking the built engine on {kind} inputs of shapes {given} failed: {exc}\n"
@@ -247,12 +267,11 @@ def _accuracy_search(model_path, model, config: BuildConfig, prec_config, device
         trial_config = replace(prec_config, keep_fp32={name: "search" for name in candidates[:keep]})
         apply_precision(trial, trial_config, sample_feeds=sample_arrays)
         plan, weights = compile_model(trial)
-        executor = Executor(plan, weights, device)
+        executor, channels_last = _engine_executor(plan, weights, device, config)
         worst = 0.0
-        with torch.no_grad():
-            for feeds, ref in zip(sample_feeds, sample_refs):
-                errs = _max_errors(output_names, executor.run(feeds), ref)
-                worst = max([worst] + [errs[n] for n in checked if n in errs])
+        for feeds, ref in zip(sample_feeds, sample_refs):
+            errs = _max_errors(output_names, _run(executor, feeds, channels_last), ref)
+            worst = max([worst] + [errs[n] for n in checked if n in errs])
         return worst
 
     log(f"accuracy search: {len(candidates)} {config.precision} layers, target max rel err {config.max_error:g} on "
