@@ -126,3 +126,10 @@ def test_corpus_engine_cuda(name, precision, tmp_path, request):
     if precision == "fp16" and gap:
         request.applymarker(pytest.mark.xfail(reason=gap, strict=True))
     _check_engine(name, "cuda", precision, tmp_path, REL_TOL if precision == "fp32" else 1e-2)
+
+
+@pytest.mark.parametrize("name", [n for n, e in CORPUS.items() if e.fp16_max_error and not e.heavy])
+def test_corpus_fp16_engine_with_accuracy_search_cpu(name, tmp_path):
+    """The accuracy search path of the fp16 corpus check, on CPU (torch runs fp16 there too, with other kernels):
+    searched on the corpus feeds, within 1e-2 on the logits of the held-out ones as well."""
+    _check_engine(name, "cpu", "fp16", tmp_path, 1e-2)

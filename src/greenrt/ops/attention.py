@@ -18,8 +18,9 @@ _NEG_INF = float("-inf")
 
 
 def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
-    """A 0-d tensor of ``like``'s dtype/device (so scalar math rounds like numpy's typed scalars)."""
-    return torch.tensor(value, dtype=like.dtype, device=like.device)
+    """A 0-d tensor of ``like``'s dtype/device (so scalar math rounds like numpy's typed scalars); torch.full is a
+    fill kernel, not a host-to-device copy, so it can be captured in a CUDA graph."""
+    return torch.full((), value, dtype=like.dtype, device=like.device)
 
 
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:

@@ -177,7 +177,7 @@ def Mean(*inputs, consumed_inputs=None):
     total = reduce(Add, inputs)
     if total.is_floating_point():
         return total / len(inputs)
-    return Div(total, torch.tensor(len(inputs), dtype=total.dtype, device=total.device))
+    return Div(total, torch.full((), len(inputs), dtype=total.dtype, device=total.device))
 
 
 # -- bitwise ---------------------------------------------------------------------------------------------------

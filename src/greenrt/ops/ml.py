@@ -73,7 +73,7 @@ def _encode(x, keys, values, default, device):
         out = np.where(found.cpu().numpy(), picked, default).astype(object)
         return out.reshape(np.shape(x))
     picked = values.to(device)[position.to(device)]
-    return torch.where(found.to(device), picked, torch.tensor(default, dtype=values.dtype, device=device))
+    return torch.where(found.to(device), picked, torch.full((), default, dtype=values.dtype, device=device))
 
 
 def _strings(values):
