@@ -136,3 +136,14 @@ def test_cli_build_with_inputs_outputs_and_max_error(mlp, sample, tmp_path, caps
     assert [o.name for o in session.get_outputs()] == ["probs", "h11"]
     cmd = session.header["config"]["build_command"]
     assert "--max-error 0.001" in cmd and "--outputs h11" in cmd and "--inputs" in cmd
+
+
+def test_inspect_shows_the_search(mlp, sample, tmp_path, capsys):
+    np.savez(tmp_path / "s.npz", **sample)
+    out = tmp_path / "i.engine"
+    assert main(["build", str(mlp), "-o", str(out), "--device", "cpu", "--fp16", "--inputs", str(tmp_path / "s.npz"),
+                 "--outputs", "h11", "--max-error", "1e-3", "--error-outputs", "h11"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "model", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy search:" in text and "kept fp32 for max error 0.001 on h11" in text

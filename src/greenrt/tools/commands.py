@@ -170,6 +170,11 @@ def _inspect_engine(path: str) -> int:
         console.print(table)
     if "precision" in report and isinstance(report["precision"], dict):
         console.print(f"precision: {report['precision'].get('counts', report['precision'])}", highlight=False)
+    search = report.get("accuracy_search")
+    if search:
+        console.print(f"accuracy search: {search['kept_fp32']} of {search['layers']} layers kept fp32 for max error "
+                      f"{search['target']:g} on {', '.join(search['outputs'])}: {search['max_rel_err_before']:.3g} "
+                      f"-> {search['max_rel_err_after']:.3g} ({len(search['trials'])} trials)", highlight=False)
     for m in report.get("memory", []):
         console.print(f"activation memory (profile {m['profile']}, max shapes): peak {m['peak_bytes'] / 2**20:.1f}"
                       f" MiB with reuse vs {m['naive_bytes'] / 2**20:.1f} MiB naive", highlight=False)
