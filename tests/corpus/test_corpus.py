@@ -121,10 +121,7 @@ def test_corpus_engine_cpu(name, tmp_path):
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 @pytest.mark.parametrize("name", _params([pytest.mark.gpu]))
-def test_corpus_engine_cuda(name, precision, tmp_path, request):
-    gap = CORPUS[name].fp16_known_gap
-    if precision == "fp16" and gap:
-        request.applymarker(pytest.mark.xfail(reason=gap, strict=True))
+def test_corpus_engine_cuda(name, precision, tmp_path):
     _check_engine(name, "cuda", precision, tmp_path, REL_TOL if precision == "fp32" else 1e-2)
 
 

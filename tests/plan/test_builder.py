@@ -72,6 +72,15 @@ def test_engine_matches_onnxruntime_and_passes_fired(cnn, engine):
         np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
+def test_greenrt_load_runs_the_engine_like_a_session(cnn, engine):
+    path, _ = engine
+    sess = greenrt.load(path)
+    assert sess.header is not None and sess.device.type == "cpu"
+    x = R.standard_normal((3, 3, 16, 16)).astype(np.float32)
+    ref = run_onnxruntime(str(cnn), {"x": x})[0]
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
 def test_shape_outside_every_profile_is_refused(engine):
     sess = greenrt.InferenceSession(engine[0])
     with pytest.raises(greenrt.InvalidInputError, match=r"'x' has shape 9x3x16x16, outside 1x3x16x16 \.\. 8x3x16x16"):

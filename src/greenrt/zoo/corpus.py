@@ -17,8 +17,6 @@ class CorpusModel:
     export: Callable[[], object]  # -> path of the .onnx file
     inputs: Callable[[], list[dict[str, np.ndarray]]]  # one or more feeds (dynamic shapes vary across them)
     heavy: bool = False
-    # why an fp16 engine of this model misses the 1e-2 fp16 tolerance, if it does (its fp16 test is an xfail)
-    fp16_known_gap: str = ""
     # fp16 engines of this model are built with the accuracy search (BuildConfig.max_error) at this target,
     # searched on ``inputs()``; ``holdout()`` feeds are only used to check the result
     fp16_max_error: float | None = None
