@@ -37,7 +37,7 @@ class BuildConfig:
     layer_precision: str = ""
     profiles: list[Profile] = field(default_factory=list)
     workspace: int | None = None  # bytes of activation memory allowed at the profiles' max shapes
-    channels_last: bool | None = None  # None: on for CUDA engines with 4-D convolutions
+    channels_last: bool | None = None  # None: on for engines with 4-D convolutions (CUDA and CPU)
     optimize: bool = True
     seed: int = 0
     outputs: list[str] = field(default_factory=list)  # intermediate tensors marked as extra engine outputs
@@ -114,9 +114,9 @@ def _engine_executor(plan, weights, device, config: BuildConfig) -> tuple[Execut
     """The executor as an InferenceSession of the engine will run it (layout included): what the checks and the
     accuracy search must measure, since NHWC picks other cuDNN kernels than NCHW."""
     channels_last = config.channels_last
-    if channels_last is None:
-        channels_last = device.type == "cuda" and _has_conv(plan)
-    channels_last = bool(channels_last) and device.type == "cuda"
+    if channels_last is None:  # NHWC is faster for conv chains with cuDNN and with oneDNN on CPU (bench/NOTES.md)
+        channels_last = _has_conv(plan)
+    channels_last = bool(channels_last)
     return Executor(plan, weights, device, channels_last=channels_last), channels_last
 
 

@@ -89,7 +89,7 @@ class InferenceSession:
             plan, weights = engine.plan, engine.weights
             self.profiles = [Profile.from_json(p) for p in engine.header.get("profiles", [])]
             config = engine.header.get("config", {})
-            channels_last = bool(config.get("channels_last")) and self.device.type == "cuda"
+            channels_last = bool(config.get("channels_last"))
             set_fp32_math(self.device, allow_tf32=config.get("precision") == "tf32")
             if self.device.type == "cuda":
                 # cuDNN times its algorithms per conv shape on first use and keeps the fastest (shapes are fixed

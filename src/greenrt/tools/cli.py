@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated outputs --max-error applies to (default: every float output)")
     p.add_argument("--no-optimize", action="store_true", help="skip the graph passes")
     p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
-                   help="NHWC through conv chains (default: on for CUDA models with convolutions)")
+                   help="NHWC through conv chains (default: on for models with convolutions)")
 
     p = sub.add_parser("run", help="run a model through greenrt")
     _add_model_args(p)
