@@ -127,7 +127,21 @@ ACTS = {
 
 
 @pytest.mark.parametrize("act", list(ACTS) + ["SiLU", "residual+Relu"])
-def test_fuse_conv_bias_activation(act):
+def test_fuse_conv_bias_activation(act, monkeypatch):
+    """Fused and checked against onnxruntime; on CPU the fused conv runs as one oneDNN call with post-ops (a spy
+    checks it was taken, since a failing fused call falls back silently) except HardSigmoid(0.3, 0.4)."""
+    from greenrt.ops import fused
+
+    taken = []
+    original = fused._onednn_conv
+    monkeypatch.setattr(fused, "_onednn_conv", lambda *a: taken.append(original(*a)) or taken[-1])
+    _fuse_conv_case(act)
+    assert taken, "FusedConv never ran"
+    assert all(t is not None for t in taken) == (act != "HardSigmoid"), f"oneDNN path taken: {taken}"
+    assert fused._ONEDNN["ok"]
+
+
+def _fuse_conv_case(act):
     x_shape = [2, 3, 8, 8]
     conv = helper.make_node("Conv", ["x", "W", "B"], ["h"], pads=[1, 1, 1, 1])
     inits = [_init("W", [3, 3, 3, 3]), _init("B", [3])]

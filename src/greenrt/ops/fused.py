@@ -49,6 +49,8 @@ def FusedConv(x, w, b=None, z=None, *, activation="", activation_params=(), auto
     conv_attrs = dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape, pads=pads,
                       strides=strides)
     fused = _cudnn_conv_relu(x, w, b, z, activation, conv_attrs)
+    if fused is None:
+        fused = _onednn_conv(x, w, b, z, activation, activation_params, conv_attrs)
     if fused is not None:
         return fused
     conv = REGISTRY.lookup("", "Conv", 22).fn
@@ -89,6 +91,50 @@ def _cudnn_conv_relu(x, w, b, z, activation, attrs):
         return torch.cudnn_convolution_add_relu(x, w, z, 1.0, b, stride, pads[:2], dilation, attrs["group"])
     except RuntimeError:  # this torch/cuDNN build lacks the fused call: use the unfused path from now on
         _CUDNN_FUSED["ok"] = False
+        return None
+
+
+_ONEDNN = {"ok": hasattr(torch.ops, "mkldnn") and torch.backends.mkldnn.is_available()}
+
+
+def _onednn_unary(activation: str, params: list[float]) -> tuple[str, list, str] | None:
+    """greenrt's activation name -> oneDNN's post-op (attr, scalars, algorithm), None when it has none."""
+    p = list(params)
+    if activation == "HardSigmoid" and not (len(p) == 2 and abs(p[0] - 1 / 6) < 1e-6 and p[1] == 0.5):
+        return None
+    table = {"": ("none", [], ""), "Relu": ("relu", [], ""), "Sigmoid": ("sigmoid", [], ""), "Tanh": ("tanh", [], ""),
+             "SiLU": ("swish", [], ""), "HardSwish": ("hardswish", [], ""), "HardSigmoid": ("hardsigmoid", [], ""),
+             "Gelu": ("gelu", [], "none"), "GeluTanh": ("gelu", [], "tanh"),
+             "LeakyRelu": ("leaky_relu", [p[0] if p else 0.01], ""),
+             "Clip": ("hardtanh", [p[0], p[1]] if len(p) == 2 else [], "")}
+    found = table.get(activation)
+    if found is None or (activation == "Clip" and not all(abs(v) < float("inf") for v in p)):
+        return None
+    return found
+
+
+def _onednn_conv(x, w, b, z, activation, params, attrs):
+    """act(conv(x, w) + b [+ z]) as one oneDNN call with post-ops on CPU (what Inductor's CPU backend calls):
+    no separate bias, residual and activation passes over the output. float32 2-D convolutions; else None."""
+    if not (_ONEDNN["ok"] and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4):
+        return None
+    if w.dtype != torch.float32 or attrs["auto_pad"] not in ("NOTSET", "VALID"):
+        return None
+    pads = list(attrs["pads"] or [0, 0, 0, 0]) if attrs["auto_pad"] == "NOTSET" else [0, 0, 0, 0]
+    unary = _onednn_unary(activation, params)
+    if pads[:2] != pads[2:] or unary is None:
+        return None
+    stride, dilation = list(attrs["strides"] or [1, 1]), list(attrs["dilations"] or [1, 1])
+    try:
+        if z is None:
+            return torch.ops.mkldnn._convolution_pointwise(x, w, b, pads[:2], stride, dilation, attrs["group"], *unary)
+        if unary[0] not in ("none", "relu") or z.shape != (x.shape[0], w.shape[0], *z.shape[2:]):
+            return None
+        return torch.ops.mkldnn._convolution_pointwise.binary(
+            x, z, w, b, pads[:2], stride, dilation, attrs["group"], "add", None,
+            None if unary[0] == "none" else unary[0], [], "")
+    except RuntimeError:  # this torch build lacks the fused call or the case: use the unfused path from now on
+        _ONEDNN["ok"] = False
         return None
 
 
