@@ -73,6 +73,8 @@ def test_a_non_monotone_error_still_gives_a_prefix_that_meets_the_target():
 def test_a_target_fp32_itself_misses_is_a_clear_error():
     with pytest.raises(GreenrtError, match="cannot meet max error 1e-06.*all 3 reduced-precision layers"):
         search_fp32_prefix(["a", "b", "c"], lambda k: 1e-3, target=1e-6, log=lambda m: None)
+    with pytest.raises(GreenrtError, match="no layer left in reduced precision"):
+        search_fp32_prefix([], lambda k: 1e-3, target=1e-6, log=lambda m: None)
     with pytest.raises(GreenrtError, match="must be > 0"):
         search_fp32_prefix(["a"], lambda k: 0.0, target=0.0)
 
@@ -119,6 +121,8 @@ def test_sample_inputs_must_match_the_model(mlp, tmp_path):
 
     with pytest.raises(InvalidInputError, match=r"sample input 0 has arrays \['y'\]; the model's inputs are \['x'\]"):
         build_engine(mlp, tmp_path / "e", BuildConfig(), log=lambda m: None, samples=[{"y": np.ones((2, 64))}])
+    with pytest.raises(InvalidInputError, match="'x' is numpy int64, the model wants float"):
+        build_engine(mlp, tmp_path / "e", BuildConfig(), log=lambda m: None, samples=[{"x": np.ones((2, 64), int)}])
     with pytest.raises(InvalidInputError, match="'x' has shape \\[64\\], the model wants rank 2"):
         build_engine(mlp, tmp_path / "e", BuildConfig(), log=lambda m: None,
                      samples=[{"x": np.ones(64, np.float32)}])

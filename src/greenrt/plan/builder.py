@@ -97,6 +97,7 @@ def _load_model(model_path, config: BuildConfig, optimized: bool):
 def _check_samples(samples: list[dict[str, Any]], specs, profiles: list[Profile]) -> None:
     """Sample feeds name exactly the model's inputs with the right rank and fit a profile."""
     from ..errors import InvalidInputError
+    from ..onnx.dtypes import numpy_dtype_to_onnx, onnx_type_name
     from .profiles import select_profile
 
     names = [s.name for s in specs]
@@ -104,6 +105,14 @@ def _check_samples(samples: list[dict[str, Any]], specs, profiles: list[Profile]
         if sorted(feed) != sorted(names):
             raise InvalidInputError(f"sample input {i} has arrays {sorted(feed)}; the model's inputs are {names}")
         for s in specs:
+            got = np.asarray(feed[s.name]).dtype
+            try:
+                same = numpy_dtype_to_onnx(got) == s.dtype
+            except Exception:  # a numpy dtype ONNX has no element type for
+                same = False
+            if s.kind == "tensor" and s.dtype and not same:
+                raise InvalidInputError(f"sample input {i}: {s.name!r} is numpy {got}, the model wants "
+                                        f"{onnx_type_name(s.dtype)}; convert it before saving the .npz")
             if s.shape is not None and len(feed[s.name].shape) != len(s.shape):
                 raise InvalidInputError(f"sample input {i}: {s.name!r} has shape {list(feed[s.name].shape)}, the "
                                         f"model wants rank {len(s.shape)} ({s.shape})")

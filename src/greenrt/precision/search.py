@@ -68,10 +68,15 @@ def search_fp32_prefix(candidates: Sequence[str], evaluate: Callable[[int], floa
         return cache[k]
 
     result.error_before = measure(0)
-    if result.error_before <= target or not candidates:
+    if result.error_before <= target:
         result.error_after = result.error_before
         return result
     n = len(candidates)
+    if n == 0:
+        raise GreenrtError(
+            f"the accuracy search cannot meet max error {target:g}: the error is {result.error_before:.3g} with no "
+            "layer left in reduced precision to move to fp32 (the rest comes from the graph passes or overrides); "
+            "raise --max-error or check the model with `greenrt compare`")
     if measure(n) > target:
         raise GreenrtError(
             f"the accuracy search cannot meet max error {target:g}: with all {n} reduced-precision layers kept fp32 "
