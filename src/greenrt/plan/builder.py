@@ -199,7 +199,8 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
         prec_config = PrecisionConfig(config.precision, overrides)
         if config.max_error is not None:
             model, search = _accuracy_search(model_path, model, config, prec_config, device, sample_feeds,
-                                             sample_arrays, sample_refs, output_names, checked, log)
+                                             sample_arrays, sample_refs, output_names, checked, log,
+                                             samples_given=bool(samples))
             report["accuracy_search"] = search.to_json() | {"outputs": checked}
             prec_config.keep_fp32 = search.keep_fp32()
         prec = apply_precision(model, prec_config, sample_feeds=sample_arrays)
@@ -260,7 +261,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
 
 
 def _accuracy_search(model_path, model, config: BuildConfig, prec_config, device, sample_feeds, sample_arrays,
-                     sample_refs, output_names, checked, log):
+                     sample_refs, output_names, checked, log, samples_given: bool = False):
     """Run the fp32-prefix search (precision/search.py) on the samples; returns a fresh optimized model and the
     result. Each trial rebuilds from the ONNX file: the precision rewrite works in place."""
     from dataclasses import replace
@@ -285,6 +286,9 @@ def _accuracy_search(model_path, model, config: BuildConfig, prec_config, device
 
     log(f"accuracy search: {len(candidates)} {config.precision} layers, target max rel err {config.max_error:g} on "
         f"{', '.join(checked)} over {len(sample_feeds)} sample(s)")
+    if not config.inputs and not samples_given:
+        log("warning: the accuracy search runs on random inputs, whose error can differ from real data's either "
+            "way; give representative inputs with --inputs")
     search = search_fp32_prefix(candidates, evaluate, config.max_error, log=log)
     fresh, _ = _load_model(model_path, config, optimized=True)
     return fresh, search
