@@ -54,11 +54,11 @@ def Constant(
     if sparse_value is not None:
         return _sparse_to_dense(sparse_value, device)
     if value_float is not None:
-        return torch.tensor(value_float, dtype=torch.float32, device=device)
+        return torch.full((), value_float, dtype=torch.float32, device=device)
     if value_floats is not None:
         return torch.tensor(list(value_floats), dtype=torch.float32, device=device)
     if value_int is not None:
-        return torch.tensor(value_int, dtype=torch.int64, device=device)
+        return torch.full((), value_int, dtype=torch.int64, device=device)
     if value_ints is not None:
         return torch.tensor(list(value_ints), dtype=torch.int64, device=device)
     if value_string is not None:

@@ -62,7 +62,7 @@ def SequenceErase(seq, position=None):
 
 @op("SequenceLength", 11)
 def SequenceLength(seq, *, ctx):
-    return torch.tensor(len(seq), dtype=torch.int64, device=ctx.device)
+    return torch.full((), len(seq), dtype=torch.int64, device=ctx.device)
 
 
 @op("SplitToSequence", 11, 24)
@@ -121,4 +121,4 @@ def OptionalGetElement(x):
 @op("OptionalHasElement", 15, 18, 28)
 def OptionalHasElement(x=None, *, ctx):
     """Whether the optional holds a value (an omitted input counts as empty)."""
-    return torch.tensor(x is not None, dtype=torch.bool, device=ctx.device)
+    return torch.full((), x is not None, dtype=torch.bool, device=ctx.device)

@@ -296,7 +296,7 @@ def Shape_15(x, *, start=0, end=None):
 
 @op("Size", 1, 13, 19, 21, 23, 24, 25)
 def Size(x):
-    return torch.tensor(int(np.prod(x.shape, dtype=np.int64)), dtype=torch.int64, device=_device(x))
+    return torch.full((), int(np.prod(x.shape, dtype=np.int64)), dtype=torch.int64, device=_device(x))
 
 
 @op("Identity", 1, 13, 14, 16, 19, 21, 23, 24, 25)
