@@ -31,7 +31,7 @@ def print_versions() -> int:
 
 # -- conformance ---------------------------------------------------------------------------------------
 def cmd_conformance(args) -> int:
-    from .conformance import EXPECTED_FAILURES, read_expected_failures, run_all
+    from .conformance import EXPECTED_FAILURES, check_against_expected, read_expected_failures, run_all
 
     results = run_all(args.select, device=args.device, progress=sys.stderr.isatty())
     by_op: dict[str, list] = defaultdict(list)
@@ -67,12 +67,9 @@ def cmd_conformance(args) -> int:
     counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
     print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
     if args.check:
-        expected = read_expected_failures()
-        ran = {r.name for r in results if r.status != "skipped"}
-        regressions = sorted(set(failed) - set(expected))
-        fixed = sorted(n for n in set(expected) - set(failed) if n in ran)
-        for name in regressions:
-            print(f"REGRESSION {name}: {failed[name]}", file=sys.stderr)
+        regressions, fixed = check_against_expected(results, read_expected_failures())
+        for name, reason in regressions.items():
+            print(f"REGRESSION {name}: {reason}", file=sys.stderr)
         for name in fixed:
             print(f"NOW PASSES {name}: remove it from {EXPECTED_FAILURES.name}", file=sys.stderr)
         return EXIT_MISMATCH if regressions or fixed else EXIT_OK

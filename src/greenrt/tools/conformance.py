@@ -219,6 +219,20 @@ def run_all(patterns: list[str] | None = None, device: str = "cpu", progress: bo
     return results
 
 
+RANDOM_OUTCOME = "[random outcome]"
+
+
+def check_against_expected(results, expected: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(regressions: failing cases not in ``expected`` -> reason, fixed: listed cases that now pass). A listed
+    case marked [random outcome] compares random draws and may pass by chance: it never counts as fixed."""
+    failed = {r.name: r.reason for r in results if r.status == "failed"}
+    ran = {r.name for r in results if r.status != "skipped"}
+    regressions = {n: failed[n] for n in sorted(set(failed) - set(expected))}
+    fixed = sorted(n for n in set(expected) - set(failed)
+                   if n in ran and not expected[n].startswith(RANDOM_OUTCOME))
+    return regressions, fixed
+
+
 def read_expected_failures(path: Path = EXPECTED_FAILURES) -> dict[str, str]:
     """name -> reason, from lines `test_name  # reason`."""
     out = {}
