@@ -26,12 +26,6 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def _agreement(probs: np.ndarray, ref: np.ndarray) -> float:
-    if ref.ndim >= 2 and ref.shape[-1] > 1 and np.allclose(ref.sum(-1), 1, atol=1e-3):
-        return float((probs.argmax(-1) == ref.argmax(-1)).mean())
-    return float(((probs > 0.3) == (ref > 0.3)).mean())
-
-
 def _latency_ms(session, feeds, device, iters=100) -> float:
     x = {k: torch.from_numpy(v).to(device) for k, v in feeds.items()}
     for _ in range(10):
@@ -56,7 +50,7 @@ def main() -> int:
     import greenrt
     from greenrt.plan.builder import BuildConfig, build_engine
     from greenrt.tools.compare import run_onnxruntime
-    from greenrt.zoo.corpus import CORPUS, probability_logits, profile_for
+    from greenrt.zoo.corpus import CORPUS, decision_agreement, probability_logits, profile_for
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -94,7 +88,7 @@ def main() -> int:
                     for prob_name, logit_name in logits.items():
                         o, r = ours[logit_name].astype(np.float32), ref[logit_name]
                         errs.append(float(np.abs(o - r).max() / np.abs(r).max()))
-                        agree.append(_agreement(ours[prob_name], ref[prob_name]))
+                        agree.append(decision_agreement(ours[prob_name], ref[prob_name]))
                 row[f"logits_max_rel_err_{part}"] = max(errs) if errs else None
                 row[f"same_call_{part}"] = min(agree) if agree else None
             search = header["report"].get("accuracy_search")

@@ -61,14 +61,6 @@ def test_efficientnet_lite0_recognises_the_cat():
     assert list(top5) == list(ref_top5)
 
 
-def _decision_agreement(probs: np.ndarray, ref: np.ndarray) -> float:
-    """Share of positions where a probability output makes the same call: the class (Softmax over the last
-    axis) or the side of DB's 0.3 threshold (a sigmoid map with one channel)."""
-    if ref.ndim >= 2 and ref.shape[-1] > 1 and np.allclose(ref.sum(-1), 1, atol=1e-3):
-        return float((probs.argmax(-1) == ref.argmax(-1)).mean())
-    return float(((probs > 0.3) == (ref > 0.3)).mean())
-
-
 def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: float):
     """Build an engine of a corpus model and compare it with onnxruntime on every feed.
 
@@ -78,7 +70,7 @@ def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: flo
     the accuracy search on their feeds; their ``holdout`` feeds are checked too.
     """
     from greenrt.plan.builder import BuildConfig, build_engine
-    from greenrt.zoo.corpus import probability_logits
+    from greenrt.zoo.corpus import decision_agreement, probability_logits
 
     entry = CORPUS[name]
     path = entry.export()
@@ -103,7 +95,7 @@ def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: flo
         for out_name in names:
             o, r = ours[out_name].float().cpu().numpy(), ref[out_name]
             if out_name in logits:
-                agree = _decision_agreement(o, r)
+                agree = decision_agreement(o, r)
                 assert agree >= 0.995, f"{name} engine ({precision}) output {out_name}: same call at {agree:.2%}"
                 continue
             report = compare_arrays(out_name, o.astype(r.dtype), r, rtol=rel_tol, atol=0.0)

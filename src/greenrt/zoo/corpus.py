@@ -105,6 +105,14 @@ def probability_logits(model_path) -> dict[str, str]:
             if n.output and n.output[0] in outputs and n.op_type in ("Sigmoid", "Softmax") and n.domain in ("", "ai.onnx")}
 
 
+def decision_agreement(probs: np.ndarray, ref: np.ndarray) -> float:
+    """Share of positions where a probability output makes the same call as the reference: the class (a Softmax
+    over the last axis) or the side of DB's 0.3 threshold (a sigmoid map)."""
+    if ref.ndim >= 2 and ref.shape[-1] > 1 and np.allclose(ref.sum(-1), 1, atol=1e-3):
+        return float((probs.argmax(-1) == ref.argmax(-1)).mean())
+    return float(((probs > 0.3) == (ref > 0.3)).mean())
+
+
 def _entries() -> list[CorpusModel]:
     from . import efficientnet_lite, ocr, text, vision
 
