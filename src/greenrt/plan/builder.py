@@ -22,7 +22,7 @@ from ..errors import GreenrtError
 from ..onnx.importer import load_model
 from ..passes import optimize
 from ..runtime.executor import Executor
-from ..runtime.session import resolve_device, set_fp32_math
+from ..runtime.session import nhwc_input, resolve_device, set_engine_math
 from .compile import compile_model
 from .memory import activation_memory
 from .profiles import Profile, check_profiles, max_shapes, opt_shapes
@@ -95,27 +95,22 @@ def _load_model(model_path, config: BuildConfig, optimized: bool):
 
 
 def _check_samples(samples: list[dict[str, Any]], specs, profiles: list[Profile]) -> None:
-    """Sample feeds name exactly the model's inputs with the right rank and fit a profile."""
+    """Sample feeds name exactly the model's inputs, pass the session's input checks and fit a profile."""
     from ..errors import InvalidInputError
-    from ..onnx.dtypes import numpy_dtype_to_onnx, onnx_type_name
+    from ..onnx.dtypes import numpy_to_torch
+    from ..runtime.session import check_input, node_arg
     from .profiles import select_profile
 
     names = [s.name for s in specs]
     for i, feed in enumerate(samples):
         if sorted(feed) != sorted(names):
             raise InvalidInputError(f"sample input {i} has arrays {sorted(feed)}; the model's inputs are {names}")
+        symbols: dict[str, tuple[int, str]] = {}
         for s in specs:
-            got = np.asarray(feed[s.name]).dtype
             try:
-                same = numpy_dtype_to_onnx(got) == s.dtype
-            except Exception:  # a numpy dtype ONNX has no element type for
-                same = False
-            if s.kind == "tensor" and s.dtype and not same:
-                raise InvalidInputError(f"sample input {i}: {s.name!r} is numpy {got}, the model wants "
-                                        f"{onnx_type_name(s.dtype)}; convert it before saving the .npz")
-            if s.shape is not None and len(feed[s.name].shape) != len(s.shape):
-                raise InvalidInputError(f"sample input {i}: {s.name!r} has shape {list(feed[s.name].shape)}, the "
-                                        f"model wants rank {len(s.shape)} ({s.shape})")
+                check_input(node_arg(s), numpy_to_torch(np.asarray(feed[s.name])), symbols)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"sample input {i}: {exc}") from None
         select_profile(profiles, {k: list(v.shape) for k, v in feed.items()})
 
 
@@ -130,9 +125,8 @@ def _engine_executor(plan, weights, device, config: BuildConfig) -> tuple[Execut
 
 
 def _run(executor: Executor, feeds: dict[str, torch.Tensor], channels_last: bool) -> list[Any]:
-    if channels_last:  # NHWC in at the boundary, as the session does
-        feeds = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
-                 for k, v in feeds.items()}
+    if channels_last:
+        feeds = {k: nhwc_input(v) for k, v in feeds.items()}
     with torch.no_grad():
         return executor.run(feeds)
 
@@ -191,9 +185,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
         raise GreenrtError(f"--error-outputs {unknown} are not outputs of the engine ({output_names}); mark "
                            "intermediate tensors with --outputs")
 
-    set_fp32_math(device, allow_tf32=config.precision == "tf32")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as a session of the engine runs: per-shape cuDNN algorithms
+    set_engine_math(device, config.precision)  # as a session of the engine will run
     if config.precision in ("fp16", "bf16"):
         overrides = parse_layer_precision(config.layer_precision) if config.layer_precision else []
         prec_config = PrecisionConfig(config.precision, overrides)
@@ -286,7 +278,7 @@ def _accuracy_search(model_path, model, config: BuildConfig, prec_config, device
 
     log(f"accuracy search: {len(candidates)} {config.precision} layers, target max rel err {config.max_error:g} on "
         f"{', '.join(checked)} over {len(sample_feeds)} sample(s)")
-    if not config.inputs and not samples_given:
+    if not samples_given:
         log("warning: the accuracy search runs on random inputs, whose error can differ from real data's either "
             "way; give representative inputs with --inputs")
     search = search_fp32_prefix(candidates, evaluate, config.max_error, log=log)

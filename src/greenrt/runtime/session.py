@@ -43,6 +43,23 @@ def node_arg(spec: TensorSpec) -> NodeArg:
                    spec.dtype)
 
 
+def set_engine_math(device: torch.device, precision: str | None) -> None:
+    """The process-wide torch settings an engine runs under, for the builder's checks and the session alike:
+    fp32 math (TF32 only for tf32 engines) and, on CUDA, per-shape cuDNN algorithm selection."""
+    set_fp32_math(device, allow_tf32=precision == "tf32")
+    if device.type == "cuda":
+        # cuDNN times its algorithms per conv shape on first use and keeps the fastest (shapes are fixed per CUDA
+        # graph, so this is per-layer tactic selection); a process-wide torch setting
+        torch.backends.cudnn.benchmark = True
+
+
+def nhwc_input(value: torch.Tensor) -> torch.Tensor:
+    """A 4-D float input in channels_last memory format: NHWC in at the boundary of a channels-last engine."""
+    if value.dim() == 4 and value.is_floating_point():
+        return value.contiguous(memory_format=torch.channels_last)
+    return value
+
+
 def set_fp32_math(device: torch.device, allow_tf32: bool = False) -> None:
     """fp32 means fp32: torch lets cuDNN convolutions use TF32 by default, which costs ~1e-3 relative error."""
     if device.type == "cuda":
@@ -90,11 +107,7 @@ class InferenceSession:
             self.profiles = [Profile.from_json(p) for p in engine.header.get("profiles", [])]
             config = engine.header.get("config", {})
             channels_last = bool(config.get("channels_last"))
-            set_fp32_math(self.device, allow_tf32=config.get("precision") == "tf32")
-            if self.device.type == "cuda":
-                # cuDNN times its algorithms per conv shape on first use and keeps the fastest (shapes are fixed
-                # per CUDA graph, so this is per-layer tactic selection); a process-wide torch setting
-                torch.backends.cudnn.benchmark = True
+            set_engine_math(self.device, config.get("precision"))
         else:
             try:
                 from ..onnx.importer import load_model
@@ -179,7 +192,7 @@ class InferenceSession:
             arg = expected.get(name)
             tensor = self._to_runtime(name, value)
             if arg is not None:
-                self._check(arg, tensor, symbols)
+                check_input(arg, tensor, symbols)
             feeds[name] = tensor
         return feeds, as_torch
 
@@ -188,42 +201,43 @@ class InferenceSession:
             value = numpy_to_torch(np.asarray(value), self.device)
         if isinstance(value, torch.Tensor):
             value = value.to(self.device)
-            if self.channels_last and value.dim() == 4 and value.is_floating_point():
-                value = value.contiguous(memory_format=torch.channels_last)  # NHWC in at the boundary
-            return value
+            return nhwc_input(value) if self.channels_last else value
         if isinstance(value, np.ndarray):
             return value
         raise InvalidInputError(f"input {name!r}: expected a numpy array or torch tensor, got {type(value).__name__}")
 
-    @staticmethod
-    def _check(arg: NodeArg, tensor, symbols: dict[str, tuple[int, str]]) -> None:
-        if isinstance(tensor, np.ndarray):  # string tensor
-            got_elem, shape = STRING, tensor.shape
-        else:
-            got_elem, shape = TORCH_TO_ONNX.get(tensor.dtype, -1), tuple(tensor.shape)
-        if arg.elem_type and got_elem != arg.elem_type:
+
+
+def check_input(arg: NodeArg, tensor, symbols: dict[str, tuple[int, str]]) -> None:
+    """InvalidInputError unless ``tensor`` has ``arg``'s dtype, rank and fixed dims, with each symbolic dim the
+    same across inputs (``symbols`` collects them over one feed)."""
+    if isinstance(tensor, np.ndarray):  # string tensor
+        got_elem, shape = STRING, tensor.shape
+    else:
+        got_elem, shape = TORCH_TO_ONNX.get(tensor.dtype, -1), tuple(tensor.shape)
+    if arg.elem_type and got_elem != arg.elem_type:
+        raise InvalidInputError(
+            f"input {arg.name!r}: expected dtype {_type_string(arg.elem_type)}, got {_type_string(got_elem)}; "
+            f"cast the array (e.g. x.astype(np.{_numpy_name(arg.elem_type)}))"
+        )
+    if arg.shape is None:
+        return
+    if len(shape) != len(arg.shape):
+        raise InvalidInputError(
+            f"input {arg.name!r}: expected rank {len(arg.shape)} with shape {arg.shape}, got shape {list(shape)}"
+        )
+    for axis, (want, got) in enumerate(zip(arg.shape, shape)):
+        if isinstance(want, int) and want != got:
             raise InvalidInputError(
-                f"input {arg.name!r}: expected dtype {_type_string(arg.elem_type)}, got {_type_string(got_elem)}; "
-                f"cast the array (e.g. x.astype(np.{_numpy_name(arg.elem_type)}))"
+                f"input {arg.name!r}: dimension {axis} must be {want} (shape {arg.shape}), got shape {list(shape)}"
             )
-        if arg.shape is None:
-            return
-        if len(shape) != len(arg.shape):
-            raise InvalidInputError(
-                f"input {arg.name!r}: expected rank {len(arg.shape)} with shape {arg.shape}, got shape {list(shape)}"
-            )
-        for axis, (want, got) in enumerate(zip(arg.shape, shape)):
-            if isinstance(want, int) and want != got:
+        if isinstance(want, str):
+            seen = symbols.setdefault(want, (got, arg.name))
+            if seen[0] != got:
                 raise InvalidInputError(
-                    f"input {arg.name!r}: dimension {axis} must be {want} (shape {arg.shape}), got shape {list(shape)}"
+                    f"input {arg.name!r}: dimension {axis} ({want!r}) is {got}, but input {seen[1]!r} "
+                    f"set {want!r} = {seen[0]}"
                 )
-            if isinstance(want, str):
-                seen = symbols.setdefault(want, (got, arg.name))
-                if seen[0] != got:
-                    raise InvalidInputError(
-                        f"input {arg.name!r}: dimension {axis} ({want!r}) is {got}, but input {seen[1]!r} "
-                        f"set {want!r} = {seen[0]}"
-                    )
 
 
 def _numpy_name(elem_type: int) -> str:
