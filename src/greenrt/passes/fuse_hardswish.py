@@ -43,7 +43,7 @@ def _relu6_of_x_plus_3(clip: ir.Node) -> tuple[ir.Value, ir.Node] | None:
     return None
 
 
-def _is_hard_sigmoid_of(node: ir.Node) -> bool:
+def _is_hard_sigmoid_sixth(node: ir.Node) -> bool:
     return (node.op_type == "HardSigmoid" and node.domain in ("", "ai.onnx")
             and close(attr(node, "alpha", 0.2), 1 / 6) and close(attr(node, "beta", 0.5), 0.5))
 
@@ -61,7 +61,7 @@ class FuseHardActivations(GraphPass):
                 continue
             if node.op_type == "Clip" and node.domain in ("", "ai.onnx"):
                 count += self._from_clip(graph, node, report)
-            elif _is_hard_sigmoid_of(node):
+            elif _is_hard_sigmoid_sixth(node):
                 count += self._from_hard_sigmoid(graph, node, report)
         if count and self.domain:
             model.opset_imports.setdefault(GREENRT_DOMAIN, 1)
