@@ -37,7 +37,7 @@ def main() -> int:
 
     import greenrt
     from greenrt.ops import fused
-    from greenrt.plan.builder import BuildConfig, build_engine
+    from greenrt.build import BuildConfig, build_engine
     from greenrt.zoo import efficientnet_lite as e
 
     ap = argparse.ArgumentParser()

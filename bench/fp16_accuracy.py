@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def main() -> int:
     import greenrt
-    from greenrt.plan.builder import BuildConfig, build_engine
+    from greenrt.build import BuildConfig, build_engine
     from greenrt.plan.profiles import parse_profile
     from greenrt.zoo import efficientnet_lite as e
 

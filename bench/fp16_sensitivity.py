@@ -23,7 +23,7 @@ GROUPS = ["", "FusedConv=fp32,Conv=fp32", "Resize=fp32", "ConvTranspose=fp32", "
 
 def main() -> int:
     import greenrt
-    from greenrt.plan.builder import BuildConfig, build_engine
+    from greenrt.build import BuildConfig, build_engine
     from greenrt.tools.compare import compare_arrays, run_onnxruntime
     from greenrt.zoo.corpus import CORPUS, profile_for
 

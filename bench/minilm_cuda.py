@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def main(model: str, feeds_path: str) -> int:
     import greenrt
-    from greenrt.plan.builder import BuildConfig, build_engine
+    from greenrt.build import BuildConfig, build_engine
     from greenrt.tools.compare import compare_arrays, run_onnxruntime
     from greenrt.zoo.corpus import profile_for
 

@@ -42,7 +42,7 @@ def _latency_ms(session, feeds, device, iters=100) -> float:
 
 def main() -> int:
     import greenrt
-    from greenrt.plan.builder import BuildConfig, build_engine
+    from greenrt.build import BuildConfig, build_engine
     from greenrt.tools.compare import run_onnxruntime
     from greenrt.zoo.corpus import CORPUS, decision_agreement, probability_logits, profile_for
 

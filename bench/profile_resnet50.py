@@ -29,7 +29,7 @@ def main():
     import torchvision
 
     import greenrt
-    from greenrt.plan.builder import BuildConfig, build_engine
+    from greenrt.build import BuildConfig, build_engine
     from greenrt.plan.profiles import parse_profile
     from greenrt.zoo.export import export_onnx
 

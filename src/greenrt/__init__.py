@@ -8,8 +8,8 @@ from .errors import (
     UnsupportedModelError,
 )
 from .runtime.session import InferenceSession, NodeArg
+from .version import __version__
 
-__version__ = "0.1.0"
 
 
 def load(path, device=None, *, allow_mismatch: bool = False, cuda_graphs: bool = True) -> InferenceSession:

@@ -69,7 +69,7 @@ def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: flo
     probabilities must make the same call at >= 99.5% of positions. Entries with ``fp16_max_error`` are built with
     the accuracy search on their feeds; their ``holdout`` feeds are checked too.
     """
-    from greenrt.plan.builder import BuildConfig, build_engine
+    from greenrt.build import BuildConfig, build_engine
     from greenrt.zoo.corpus import decision_agreement, probability_logits
 
     entry = CORPUS[name]

@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from greenrt.onnx.importer import load_model
 from greenrt.passes import optimize
+from greenrt.build import observe_ranges
 from greenrt.precision import PrecisionConfig, apply_precision, parse_layer_precision
 from greenrt.runtime.executor import Executor
 
@@ -74,7 +75,7 @@ def convert_and_compare(proto, feeds, precision, *, tol=1e-2, passes=False, conf
     model = load_model(proto)
     if passes:
         optimize(model)
-    report = apply_precision(model, config or PrecisionConfig(precision), samples)
+    report = apply_precision(model, config or PrecisionConfig(precision), samples and observe_ranges(model, samples))
     outs = run_greenrt(model, feeds)
     check_io_float32(model, proto)
     for out, r in zip(outs, ref):
@@ -347,7 +348,7 @@ def test_fallback_fixes_overflow(make, rng):
     samples = [{"x": _large_input(np.random.default_rng(s)) if make is square_graph else
                 (np.random.default_rng(s).standard_normal((4, 8)) * 2).astype(np.float32)} for s in (10, 11)]
     model = load_model(proto)
-    report = apply_precision(model, PrecisionConfig("fp16"), samples)
+    report = apply_precision(model, PrecisionConfig("fp16"), samples and observe_ranges(model, samples))
     good = run_greenrt(model, {"x": x})[0]
     assert np.isfinite(good).all() and rel_err(good, ref) <= 1e-2
     kept = {n.node: n.reason for n in report.fallbacks}
@@ -368,10 +369,10 @@ def test_fallback_is_fp16_only_and_override_wins(rng):
     proto = square_graph()
     samples = [{"x": _large_input(rng)}]
     model = load_model(proto)
-    report = apply_precision(model, PrecisionConfig("bf16"), samples)
+    report = apply_precision(model, PrecisionConfig("bf16"), samples and observe_ranges(model, samples))
     assert report.fallbacks == [] and report.observed_batches == 0  # bf16 has fp32's range
     model = load_model(proto)
-    report = apply_precision(model, PrecisionConfig("fp16", [("square", "fp16")]), samples)
+    report = apply_precision(model, PrecisionConfig("fp16", [("square", "fp16")]), samples and observe_ranges(model, samples))
     assert report.precision_of("square") == "fp16" and report.precision_of("down") == "fp32"
     assert any("square" in w for w in report.warnings)
 

@@ -8,6 +8,7 @@ import torch
 
 from greenrt.onnx.importer import load_model
 from greenrt.passes import optimize
+from greenrt.build import observe_ranges
 from greenrt.precision import PrecisionConfig, apply_precision, parse_layer_precision
 from greenrt.runtime.executor import Executor
 from greenrt.zoo import efficientnet_lite
@@ -37,7 +38,7 @@ def enet():
 def build(path, config, samples=None):
     model = load_model(path)
     optimize(model)
-    report = apply_precision(model, config, samples)
+    report = apply_precision(model, config, samples and observe_ranges(model, samples))
     return model, report
 
 

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import greenrt
 from greenrt.errors import GreenrtError
-from greenrt.plan.builder import BuildConfig, build_engine
+from greenrt.build import BuildConfig, build_engine
 from greenrt.precision.search import search_fp32_prefix
 from greenrt.tools.cli import main
 from greenrt.tools.compare import run_onnxruntime

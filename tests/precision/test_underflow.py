@@ -6,6 +6,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from greenrt.onnx.importer import load_model
+from greenrt.build import observe_ranges
 from greenrt.precision import PrecisionConfig, apply_precision
 from greenrt.runtime.executor import Executor
 
@@ -38,7 +39,7 @@ def test_underflowing_nodes_stay_fp32_and_the_answer_survives():
     assert np.abs(_run(plain, x) - expected).max() > 2e-2 * scale
 
     guarded = load_model(_model())
-    report = apply_precision(guarded, PrecisionConfig("fp16"), sample_feeds=[{"x": x}])
+    report = apply_precision(guarded, PrecisionConfig("fp16"), observe_ranges(guarded, [{"x": x}]))
     assert report.precision_of("relu") == "fp32"
     assert any("under fp16's normal range" in n.reason for n in report.nodes)
     np.testing.assert_allclose(_run(guarded, x), expected, rtol=1e-2, atol=1e-2 * np.abs(expected).max())

@@ -117,7 +117,7 @@ def test_random_token_ids_stay_inside_the_embedding_table(tmp_path, capsys):
     path = tmp_path / "emb.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     from greenrt import InferenceSession
-    from greenrt.tools.inputs import index_bounds
+    from greenrt.build.inputs import index_bounds
 
     sess = InferenceSession(path)
     assert index_bounds(sess.plan, sess.executor.constants) == {"ids": 7}

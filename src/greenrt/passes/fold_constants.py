@@ -14,8 +14,11 @@ import torch
 from ..errors import GreenrtError
 from ..onnx.dtypes import as_str, numpy_to_torch, torch_to_numpy
 from ..ops import REGISTRY, OpContext, load_all
+from ..ops.facts import RANDOM_OPS
 from ..ops.registry import canonical_domain
 from .base import GraphPass, PassReport, add_initializer, attr, const_array
+
+NOT_FOLDED = RANDOM_OPS | {"Dropout"}  # Dropout: training mode draws a mask
 
 
 def tensor_value(tensor: ir.TensorProtocol, device: torch.device):
@@ -46,8 +49,6 @@ def convert_attribute(attr: ir.Attr, device: torch.device) -> Any:
     raise GreenrtError(f"attribute {attr.name!r} has unsupported type {t}")
 
 
-NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli",
-                    "Multinomial", "Dropout"}
 MAX_FOLDED_ELEMENTS = 1 << 20  # don't turn a small ConstantOfShape into megabytes of weights
 
 
@@ -142,7 +143,7 @@ class FoldConstants(GraphPass):
         graph = model.graph
         count = 0
         for node in list(graph):
-            if canonical_domain(node.domain) != "" or node.op_type in NONDETERMINISTIC:
+            if canonical_domain(node.domain) != "" or node.op_type in NOT_FOLDED:
                 continue
             if any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values()):
                 continue

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import GreenrtError, ModelLoadError
+from ..version import __version__
 from .plan import Plan
 
 MAGIC = b"GRTENGN1"
@@ -127,10 +128,8 @@ def _triton_version() -> str | None:
 
 def current_versions() -> dict:
     """greenrt / torch / triton / cuda versions of this process (monkeypatched by tests)."""
-    import greenrt  # at call time: greenrt/__init__ imports the runtime, which imports this module
-
     return {
-        "greenrt": greenrt.__version__,
+        "greenrt": __version__,
         "torch": torch.__version__,
         "triton": _triton_version(),
         "cuda": torch.version.cuda,

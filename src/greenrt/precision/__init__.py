@@ -2,11 +2,11 @@
 
     from greenrt.precision import PrecisionConfig, parse_layer_precision, apply_precision
     config = PrecisionConfig("fp16", parse_layer_precision("Softmax=fp32,/head/*=fp32"))
-    report = apply_precision(model, config, sample_feeds=[{"image": x}])
+    report = apply_precision(model, config, observe_ranges(model, [{"image": x}]))   # observe_ranges: greenrt.build
     print(report.summary())
 """
 
-from .convert import NodePrecision, PrecisionReport, apply_precision, observe_ranges
+from .convert import NodePrecision, ObservedRanges, PrecisionReport, apply_precision
 from .policy import PRECISIONS, PrecisionConfig, normalize_precision, parse_layer_precision
 
 __all__ = [
@@ -15,7 +15,7 @@ __all__ = [
     "apply_precision",
     "PrecisionReport",
     "NodePrecision",
-    "observe_ranges",
+    "ObservedRanges",
     "normalize_precision",
     "PRECISIONS",
 ]

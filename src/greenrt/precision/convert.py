@@ -1,6 +1,7 @@
 """Mixed precision as a graph rewrite: float32 work runs in fp16/bf16 except nodes kept at fp32.
 
-    report = apply_precision(model, PrecisionConfig("fp16", [("Softmax", "fp32")]), sample_feeds=[{"x": x}])
+    observed = greenrt.build.observe_ranges(model, [{"x": x}])     # the build stage runs the model
+    report = apply_precision(model, PrecisionConfig("fp16", [("Softmax", "fp32")]), observed)
 
 Runs after the fusion passes and before compile, in place on the onnx-ir model:
 
@@ -8,8 +9,8 @@ Runs after the fusion passes and before compile, in place on the onnx-ir model:
    later rule wins). Ops with no reduced-precision form here (control flow, random generators, quantization,
    spectral ops, non-greenrt custom domains, sequences) stay fp32; so does integer-derived shape arithmetic
    (Cast(int -> float) on rank <= 1 tensors and what computes on them only: fp16 is exact only to 2048, bf16 to
-   256). For fp16 only, automatic fallback: the fp32 model runs on the sample batches with an observer recording
-   max |x| of every float value; a node whose float input or output exceeds ``fallback_threshold`` x 65504 stays
+   256). For fp16 only, automatic fallback: the build stage runs the fp32 model on sample batches with an
+   observer recording max |x| of every float value (``observed``); a node whose float input or output exceeds ``fallback_threshold`` x 65504 stays
    fp32 (weights and constants are checked statically, without samples). An explicit override to fp16 wins over
    the fallback (reported as a warning).
 2. Float32 constants (initializers, Constant nodes) consumed only by reduced-precision nodes are converted in place;
@@ -26,12 +27,13 @@ Integer, bool, string and float64 tensors are untouched. Each decided node gets
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
 
 from ..errors import GreenrtError
+from ..ops.facts import DTYPE_AGNOSTIC_INPUTS, FP32_INPUTS, FP32_ONLY_OPS
 from ..ops.registry import canonical_domain
 from ..passes.base import GREENRT_DOMAIN, add_initializer
 from .policy import PrecisionConfig
@@ -43,35 +45,6 @@ F16 = ir.DataType.FLOAT16
 LOW_DTYPES = {"fp16": ir.DataType.FLOAT16, "bf16": ir.DataType.BFLOAT16}
 _SUFFIX = {ir.DataType.FLOAT: "fp32", ir.DataType.FLOAT16: "fp16", ir.DataType.BFLOAT16: "bf16"}
 
-# Inputs that keep float32 whatever the node's precision (their type constraint is float-only, or they are
-# coordinates/scales read on the host where rounding would change output sizes).
-FP32_INPUTS: dict[str, frozenset[int]] = {
-    "Resize": frozenset({1, 2}),
-    "Upsample": frozenset({1}),
-    "Dropout": frozenset({1}),
-}
-# Inputs whose dtype the op does not care about: they are read as they come, no Cast needed.
-AGNOSTIC_INPUTS: dict[str, frozenset[int]] = {
-    "Shape": frozenset({0}),
-    "Size": frozenset({0}),
-    "Cast": frozenset({0}),
-    "CastLike": frozenset({0}),
-}
-# Ops kept at fp32: float-only type constraints, dtype attributes, or numerics that need fp32 (and torch CPU
-# kernels without half support, e.g. torch.fft).
-FP32_OPS = frozenset({
-    "If", "Loop", "Scan",
-    "NonMaxSuppression",
-    "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli", "Multinomial", "EyeLike",
-    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-    "DFT", "STFT", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix",
-    "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss",
-    "TfIdfVectorizer",  # float output whatever the input
-    "BitCast",  # reinterprets the float32 bits
-    "Adagrad", "Adam", "Momentum",  # optimizer state updates need fp32
-    "Range",  # its output length is computed from the float inputs: bf16(3001) = 3008
-    "Mod",  # fmod is discontinuous: a rounded divisor moves every wrap point
-})
 _INT_TYPES = {ir.DataType.INT8, ir.DataType.INT16, ir.DataType.INT32, ir.DataType.INT64, ir.DataType.UINT8,
               ir.DataType.UINT16, ir.DataType.UINT32, ir.DataType.UINT64, ir.DataType.BOOL}
 
@@ -231,63 +204,30 @@ class _Names:
 
 
 # -- observation ----------------------------------------------------------------------------------------------
-def observe_ranges(model: ir.Model, sample_feeds: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float], dict[str, int]]:
-    """Run the model (as it is now, fp32) on CPU over the batches: value name -> finite max |x| and ONNX dtype."""
-    import torch
+@dataclass
+class ObservedRanges:
+    """What an fp32 run of the model (as it is before this rewrite) over sample batches saw, per value name:
+    the largest finite |x| and the ONNX dtype. Made by the build stage (build/observe.py): this stage never runs
+    the model."""
 
-    from ..onnx.dtypes import TORCH_TO_ONNX, numpy_to_torch
-    from ..runtime.executor import Executor
-
-    executor = Executor.from_model(model, "cpu")
-    maxima: dict[str, float] = {}
-    dtypes: dict[str, int] = {}
-
-    def record(name: str, value: Any) -> None:
-        if not name or not isinstance(value, torch.Tensor):
-            return
-        dtypes.setdefault(name, TORCH_TO_ONNX.get(value.dtype, 0))
-        if not value.is_floating_point() or value.numel() == 0:
-            return
-        a = value.detach().abs()
-        a = torch.where(torch.isfinite(a), a, torch.zeros((), dtype=a.dtype, device=a.device))
-        maxima[name] = max(maxima.get(name, 0.0), float(a.max()))
-
-    def observer(step, outputs) -> None:
-        for name, value in zip(step.outputs, outputs):
-            record(name, value)
-
-    with torch.inference_mode():
-        for batch in sample_feeds:
-            feeds = {}
-            for name, array in batch.items():
-                tensor = array if isinstance(array, torch.Tensor) else numpy_to_torch(np.asarray(array), "cpu")
-                feeds[name] = tensor
-                record(name, tensor)
-            executor.run(feeds, observer=observer)
-    return maxima, dtypes
+    maxima: dict[str, float] = field(default_factory=dict)
+    dtypes: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
 
 
 # -- the rewrite ----------------------------------------------------------------------------------------------
 class _Rewriter:
-    def __init__(self, model: ir.Model, config: PrecisionConfig, sample_feeds):
+    def __init__(self, model: ir.Model, config: PrecisionConfig, observed: ObservedRanges | None):
         self.model = model
         self.graph = model.graph
         self.config = config
-        self.samples = list(sample_feeds) if sample_feeds else []
+        self.observed = observed
         self.report = PrecisionReport(config.default)
         self.nodes = list(self.graph)
         self.in_main = {id(n) for n in self.nodes}
         self.decision: dict[int, str] = {}  # id(node) -> "fp32" | "fp16" | "bf16" | "tf32"
         self.maxima: dict[str, float] = {}
-        self._observed: tuple[dict[str, float], dict[str, int]] | None = None
         self.names = _Names(self.graph)
-
-    def observe(self) -> tuple[dict[str, float], dict[str, int]]:
-        """The fp32 run over the sample batches, once (before anything is rewritten)."""
-        if self._observed is None:
-            self._observed = observe_ranges(self.model, self.samples)
-            self.report.observed_batches = len(self.samples)
-        return self._observed
 
     # precision of a decided node as a storage dtype
     def node_dtype(self, node: ir.Node) -> ir.DataType:
@@ -298,7 +238,7 @@ class _Rewriter:
         if id(node) not in self.in_main:
             return F32  # read inside a subgraph: those stay fp32
         op = node.op_type if canonical_domain(node.domain) == "" else ""
-        if index in AGNOSTIC_INPUTS.get(op, ()):
+        if index in DTYPE_AGNOSTIC_INPUTS.get(op, ()):
             return None
         if index in FP32_INPUTS.get(op, ()):
             return F32
@@ -307,7 +247,7 @@ class _Rewriter:
     def float_positions(self, node: ir.Node) -> list[int]:
         """Input positions holding float32 values that follow the node's precision."""
         op = node.op_type if canonical_domain(node.domain) == "" else ""
-        skip = AGNOSTIC_INPUTS.get(op, frozenset()) | FP32_INPUTS.get(op, frozenset())
+        skip = DTYPE_AGNOSTIC_INPUTS.get(op, frozenset()) | FP32_INPUTS.get(op, frozenset())
         return [i for i, v in enumerate(node.inputs) if i not in skip and _is_f32(v)]
 
     def touches_float(self, node: ir.Node) -> bool:
@@ -320,7 +260,7 @@ class _Rewriter:
             return "control flow (subgraphs) stays fp32"
         if domain not in ("", GREENRT_DOMAIN):
             return f"domain {domain!r} has no reduced-precision form"
-        if node.op_type in FP32_OPS:
+        if node.op_type in FP32_ONLY_OPS:
             return f"{node.op_type} has no reduced-precision form (float-only types or dtype attribute)"
         if any(v is not None and not _is_tensor(v) for v in list(node.inputs) + list(node.outputs)):
             return "sequence/optional values stay fp32"
@@ -332,8 +272,9 @@ class _Rewriter:
     def decide(self) -> None:
         cfg = self.config
         wants_fp16 = cfg.default == "fp16" or any(p == "fp16" for _, p in cfg.overrides)
-        if wants_fp16 and cfg.auto_fallback and self.samples:
-            self.maxima = self.observe()[0]
+        if wants_fp16 and cfg.auto_fallback and self.observed is not None:
+            self.maxima = self.observed.maxima
+            self.report.observed_batches = self.observed.batches
         limit = cfg.fallback_threshold * FP16_MAX
         shape_math: set[int] = set()  # id(value) of integer-derived float values
 
@@ -540,8 +481,8 @@ class _Rewriter:
         unknown = [v for n in self.nodes for v in n.outputs if v.type is None or v.dtype is None]
         if not unknown:
             return
-        if self.samples:
-            dtypes = self.observe()[1]
+        if self.observed is not None:
+            dtypes = self.observed.dtypes
             for v in unknown:
                 d = dtypes.get(v.name or "")
                 if d:
@@ -549,21 +490,25 @@ class _Rewriter:
         still = [v.name for v in unknown if v.type is None or v.dtype is None]
         if still:
             self.report.warnings.append(
-                f"{len(still)} value(s) have no known dtype and were left as they are (pass sample_feeds to "
-                f"type them): {still[:5]}"
+                f"{len(still)} value(s) have no known dtype and were left as they are (observe the model on sample "
+                f"inputs to type them): {still[:5]}"
             )
 
 
 def apply_precision(model: ir.Model, config: PrecisionConfig | str,
-                    sample_feeds: Iterable[Mapping[str, np.ndarray]] | None = None) -> PrecisionReport:
-    """Rewrite ``model`` in place for ``config`` (a PrecisionConfig or a default precision name); see module doc."""
+                    observed: ObservedRanges | None = None) -> PrecisionReport:
+    """Rewrite ``model`` in place for ``config`` (a PrecisionConfig or a default precision name); see module doc.
+
+    ``observed``: ranges of an fp32 run of ``model`` on sample inputs (build/observe.py), for the fp16 range
+    fallback and for typing values shape inference left untyped."""
     if isinstance(config, str):
         config = PrecisionConfig(config)
     if not isinstance(config, PrecisionConfig):
         raise GreenrtError(f"apply_precision needs a PrecisionConfig or a precision name, got {type(config).__name__}")
-    if isinstance(sample_feeds, Mapping):
-        sample_feeds = [sample_feeds]
-    rewriter = _Rewriter(model, config, sample_feeds)
+    if observed is not None and not isinstance(observed, ObservedRanges):
+        raise GreenrtError(f"apply_precision: observed must be ObservedRanges (greenrt.build.observe_ranges), got "
+                           f"{type(observed).__name__}")
+    rewriter = _Rewriter(model, config, observed)
     rewriter.fill_unknown_dtypes()
     rewriter.decide()
     if any(p in LOW_DTYPES for p in rewriter.decision.values()):
@@ -572,4 +517,4 @@ def apply_precision(model: ir.Model, config: PrecisionConfig | str,
     return rewriter.report
 
 
-__all__ = ["apply_precision", "observe_ranges", "PrecisionReport", "NodePrecision", "FP16_MAX"]
+__all__ = ["apply_precision", "ObservedRanges", "PrecisionReport", "NodePrecision", "FP16_MAX"]

@@ -60,7 +60,8 @@ def search_fp32_prefix(candidates: Sequence[str], evaluate: Callable[[int], floa
 
     def measure(k: int) -> float:
         if k not in cache:
-            cache[k] = float(evaluate(k))
+            error = float(evaluate(k))
+            cache[k] = error if error == error else float("inf")  # NaN: broken output, never "meets" a target
             result.trials.append((k, cache[k]))
             ok = "meets" if cache[k] <= target else "misses"
             log(f"accuracy search: {k:4d}/{len(candidates)} layers fp32 -> max rel err {cache[k]:.3g} "

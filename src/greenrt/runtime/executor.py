@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ExecutionError, GreenrtError
 from ..ops import REGISTRY, OpContext, OpImpl, load_all
-from ..ops.host_inputs import host_positions
+from ..ops.facts import host_positions
 from ..plan.plan import Plan, PlanStep
 
 Observer = Callable[[PlanStep, Sequence[Any]], None]
@@ -29,7 +29,7 @@ class BoundStep:
     impl: OpImpl
     attrs: dict[str, Any]
     release: tuple[str, ...] = ()
-    host_positions: tuple[int, ...] = ()  # inputs the op reads on the host (ops/host_inputs.py)
+    host_positions: tuple[int, ...] = ()  # inputs the op reads on the host (ops/facts.py)
     host_args: dict[int, Any] = field(default_factory=dict)  # CPU copies of constants at those positions
 
     @property

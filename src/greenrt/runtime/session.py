@@ -21,7 +21,7 @@ import torch
 from ..errors import GreenrtError, InvalidInputError
 from ..onnx.dtypes import STRING, TORCH_TO_ONNX, numpy_to_torch, onnx_type_name, torch_to_numpy
 from ..plan.plan import Plan, TensorSpec
-from .executor import Executor
+from .runner import Runner
 
 @dataclass(frozen=True)
 class NodeArg:
@@ -41,30 +41,6 @@ def _type_string(elem_type: int) -> str:
 def node_arg(spec: TensorSpec) -> NodeArg:
     return NodeArg(spec.name, list(spec.shape) if spec.shape is not None else None, _type_string(spec.dtype),
                    spec.dtype)
-
-
-def set_engine_math(device: torch.device, precision: str | None) -> None:
-    """The process-wide torch settings an engine runs under, for the builder's checks and the session alike:
-    fp32 math (TF32 only for tf32 engines) and, on CUDA, per-shape cuDNN algorithm selection."""
-    set_fp32_math(device, allow_tf32=precision == "tf32")
-    if device.type == "cuda":
-        # cuDNN times its algorithms per conv shape on first use and keeps the fastest (shapes are fixed per CUDA
-        # graph, so this is per-layer tactic selection); a process-wide torch setting
-        torch.backends.cudnn.benchmark = True
-
-
-def nhwc_input(value: torch.Tensor) -> torch.Tensor:
-    """A 4-D float input in channels_last memory format: NHWC in at the boundary of a channels-last engine."""
-    if value.dim() == 4 and value.is_floating_point():
-        return value.contiguous(memory_format=torch.channels_last)
-    return value
-
-
-def set_fp32_math(device: torch.device, allow_tf32: bool = False) -> None:
-    """fp32 means fp32: torch lets cuDNN convolutions use TF32 by default, which costs ~1e-3 relative error."""
-    if device.type == "cuda":
-        torch.backends.cudnn.allow_tf32 = allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -94,7 +70,6 @@ class InferenceSession:
         self.model_path = None if not isinstance(model, (str, os.PathLike)) else str(model)
         self.profiles: list = []
         self.header: dict | None = None
-        channels_last = False
         if self.model_path is not None and is_engine_file(self.model_path):
             from ..plan.engine_file import read_engine
             from ..plan.profiles import Profile
@@ -103,11 +78,11 @@ class InferenceSession:
                                  allow_mismatch=allow_mismatch)
             self.header = engine.header
             self.device = resolve_device(device or engine.header["device"]["type"])
-            plan, weights = engine.plan, engine.weights
             self.profiles = [Profile.from_json(p) for p in engine.header.get("profiles", [])]
             config = engine.header.get("config", {})
-            channels_last = bool(config.get("channels_last"))
-            set_engine_math(self.device, config.get("precision"))
+            self.runner = Runner(engine.plan, engine.weights, self.device, precision=config.get("precision"),
+                                 channels_last=bool(config.get("channels_last")), specialize=True,
+                                 cuda_graphs=cuda_graphs)
         else:
             try:
                 from ..onnx.importer import load_model
@@ -118,25 +93,14 @@ class InferenceSession:
 
             self.device = resolve_device(device or "cpu")
             plan, weights = compile_model(load_model(model))
-            set_fp32_math(self.device)
-        self.plan: Plan = plan
-        self.executor = Executor(plan, weights, self.device, channels_last=channels_last)
-        self.channels_last = channels_last
-        self._runner = self._make_runner(cuda_graphs) if self.header is not None else None
-        constants = set(plan.constants)
-        self._inputs = [node_arg(s) for s in plan.inputs if s.name not in constants]
-        self._optional_inputs = {s.name for s in plan.inputs if s.name in constants}
-        self._outputs = [node_arg(s) for s in plan.outputs]
-
-    def _make_runner(self, cuda_graphs: bool):
-        from .specialize import ShapeSpecializer
-
-        specializer = ShapeSpecializer(self.executor)
-        if cuda_graphs and self.device.type == "cuda":
-            from .cuda_graphs import CudaGraphRunner
-
-            return CudaGraphRunner(specializer)
-        return specializer
+            self.runner = Runner(plan, weights, self.device, precision="fp32")
+        self.plan: Plan = self.runner.plan
+        self.executor = self.runner.executor
+        self.channels_last = self.runner.channels_last
+        constants = set(self.plan.constants)
+        self._inputs = [node_arg(s) for s in self.plan.inputs if s.name not in constants]
+        self._optional_inputs = {s.name for s in self.plan.inputs if s.name in constants}
+        self._outputs = [node_arg(s) for s in self.plan.outputs]
 
     def get_inputs(self) -> list[NodeArg]:
         return list(self._inputs)
@@ -155,7 +119,7 @@ class InferenceSession:
                 f"requested output(s) {unknown} do not exist; the model's outputs are {self.executor.output_names}"
             )
         if as_torch:
-            return [_own(by_name[n]) if self._runner is not None else by_name[n] for n in names]
+            return [_own(by_name[n]) if self.header is not None else by_name[n] for n in names]
         return [_to_numpy(by_name[n]) for n in names]
 
     def run_device(self, input_feed: Mapping[str, Any]) -> list[Any]:
@@ -169,10 +133,7 @@ class InferenceSession:
             from ..plan.profiles import select_profile
 
             select_profile(self.profiles, {k: tuple(v.shape) for k, v in feeds.items() if hasattr(v, "shape")})
-        with torch.inference_mode():
-            if self._runner is not None:
-                return self._runner.run(feeds)
-            return self.executor.run(feeds)
+        return self.runner.run(feeds)
 
     # -- input validation --------------------------------------------------------------------------------
     def _prepare(self, input_feed: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -200,8 +161,7 @@ class InferenceSession:
         if isinstance(value, (np.ndarray, np.generic, list, int, float, bool)):
             value = numpy_to_torch(np.asarray(value), self.device)
         if isinstance(value, torch.Tensor):
-            value = value.to(self.device)
-            return nhwc_input(value) if self.channels_last else value
+            return value.to(self.device)
         if isinstance(value, np.ndarray):
             return value
         raise InvalidInputError(f"input {name!r}: expected a numpy array or torch tensor, got {type(value).__name__}")

@@ -16,20 +16,15 @@ from typing import Any, Mapping
 
 import torch
 
+from ..ops.facts import DYNAMIC_SHAPE_OPS, RANDOM_OPS, SHAPE_ONLY_OPS
 from .executor import BoundStep, Executor
 
-NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli",
-                    "Multinomial"}
-SHAPE_ONLY = {"Shape", "Size"}
 
 
 def shape_key(feeds: Mapping[str, Any]) -> tuple:
     return tuple(sorted((k, tuple(v.shape), str(v.dtype)) for k, v in feeds.items()))
 
 
-# ops whose output shape depends on input values (or that run subgraphs a data-dependent number of times)
-DYNAMIC_SHAPE = {"NonZero", "Unique", "Compress", "NonMaxSuppression", "Loop", "If", "Scan", "StringSplit",
-                 "SequenceMap", "TfIdfVectorizer"}
 
 
 def split_static(executor: Executor) -> tuple[list[BoundStep], list[BoundStep]]:
@@ -46,15 +41,15 @@ def split_static(executor: Executor) -> tuple[list[BoundStep], list[BoundStep]]:
         step = bound.step
         inputs = [n for n in step.inputs if n]
         outputs = [n for n in step.outputs if n]
-        if step.domain == "" and step.op_type in SHAPE_ONLY and inputs and inputs[0] not in dynamic:
+        if step.domain == "" and step.op_type in SHAPE_ONLY_OPS and inputs and inputs[0] not in dynamic:
             static_steps.append(bound)
             continue
         has_subgraph = any(isinstance(v, dict) and ("graph" in v or "graphs" in v) for v in step.attrs.values())
-        if has_subgraph or step.op_type in NONDETERMINISTIC or any(n in data for n in inputs):
+        if has_subgraph or step.op_type in RANDOM_OPS or any(n in data for n in inputs):
             data_steps.append(bound)
             data.update(outputs)
             host_data = any(p < len(step.inputs) and step.inputs[p] in data for p in bound.host_positions)
-            if step.op_type in DYNAMIC_SHAPE or has_subgraph or host_data or any(n in dynamic for n in inputs):
+            if step.op_type in DYNAMIC_SHAPE_OPS or has_subgraph or host_data or any(n in dynamic for n in inputs):
                 dynamic.update(outputs)
         else:
             static_steps.append(bound)

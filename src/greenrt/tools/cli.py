@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+from .exit_codes import EXIT_ERROR, EXIT_MISMATCH, EXIT_OK  # noqa: F401 (re-exported for scripts)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import GreenrtError
-from .cli import EXIT_MISMATCH, EXIT_OK
+from .exit_codes import EXIT_MISMATCH, EXIT_OK
 
 console = Console()
 err_console = Console(stderr=True)
@@ -83,7 +83,7 @@ def _names(spec: str) -> list[str]:
 def cmd_build(args) -> int:
     import torch
 
-    from ..plan.builder import BuildConfig, build_engine, parse_size
+    from ..build import BuildConfig, build_engine, parse_size
     from ..plan.profiles import parse_profile
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -224,7 +224,7 @@ def _inspect_onnx(path: str) -> int:
 # -- run / compare ------------------------------------------------------------------------------------------
 def _session_and_inputs(args):
     from ..runtime.session import InferenceSession
-    from .inputs import index_bounds, load_inputs, parse_shapes, random_inputs
+    from ..build.inputs import index_bounds, load_inputs, parse_shapes, random_inputs
 
     session = InferenceSession(args.model, device=args.device, allow_mismatch=args.allow_mismatch)
     if args.inputs:

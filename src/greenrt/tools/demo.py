@@ -34,7 +34,7 @@ def run_demo(device: str = "cpu", repeats: int = 10, precision: str = "fp32") ->
     import onnxruntime as ort
 
     import greenrt
-    from ..plan.builder import BuildConfig, build_engine
+    from ..build import BuildConfig, build_engine
     from ..plan.profiles import parse_profile
 
     console.print("[bold]greenrt demo[/bold]: EfficientNet-Lite0 (ImageNet weights) on scikit-image photos")

@@ -31,7 +31,8 @@ def _nbytes(value: Any) -> int:
     return 0
 
 
-def activation_memory(executor, feeds: Mapping[str, Any]) -> MemoryReport:
+def activation_memory(runner, feeds: Mapping[str, Any]) -> MemoryReport:
+    """Peak and naive activation memory of one run of ``runner`` (runtime.Runner) on ``feeds``."""
     sizes: dict[str, int] = {}
     order: list = []
 
@@ -41,13 +42,14 @@ def activation_memory(executor, feeds: Mapping[str, Any]) -> MemoryReport:
             if name:
                 sizes[name] = _nbytes(value)
 
-    device = executor.device
+    executor = runner.executor
+    device = runner.device
     measured = None
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-    executor.run(feeds, observer=record)
+    runner.run(feeds, observer=record)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         measured = torch.cuda.max_memory_allocated(device) - base

@@ -11,7 +11,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 import greenrt
-from greenrt.plan.builder import BuildConfig, build_engine, parse_size
+from greenrt.build import BuildConfig, build_engine, parse_size
 from greenrt.plan.profiles import parse_profile
 from greenrt.tools.compare import run_onnxruntime
 
@@ -155,7 +155,7 @@ def test_cuda_graph_engine_matches_and_captures_once_per_shape(cnn, tmp_path):
         ours = sess.run(None, {"x": torch.from_numpy(x).cuda()})[0]
         ref = run_onnxruntime(str(cnn), {"x": x})[0]
         np.testing.assert_allclose(ours.cpu().numpy(), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
-    assert sess._runner.captures == 2  # batch 2 and batch 7, each captured once
+    assert sess.runner.captures == 2  # batch 2 and batch 7, each captured once
     a = sess.run_device({"x": torch.from_numpy(x).cuda()})[0]
     b = sess.run_device({"x": torch.from_numpy(x).cuda()})[0]
     assert a.data_ptr() == b.data_ptr()  # device outputs without a copy

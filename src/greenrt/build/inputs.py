@@ -1,15 +1,21 @@
-"""Inputs for `greenrt run/compare`: load an .npz, or draw random ones that respect dtypes and shapes."""
+"""Inputs to run a model on: sample .npz files, and random inputs that respect dtypes and shapes.
+
+Used by the builder (checks, range observation, the accuracy search) and by `greenrt run/compare`. Needs neither
+onnx nor onnxruntime: running an engine with made-up inputs works on the lean runtime install.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import onnx
+import torch
 
 from ..errors import InvalidInputError
+from ..onnx.dtypes import BOOL, STRING, ONNX_TO_TORCH, onnx_type_name, torch_to_numpy
 
 # Integer inputs are usually ids or indices: draw them from a small non-negative range so they index validly.
 INT_RANGE = (0, 100)
@@ -65,10 +71,24 @@ def index_bounds(plan, constants: dict) -> dict[str, int]:
     return bounds
 
 
-def random_inputs(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
-                  int_bounds: dict[str, int] | None = None) -> dict[str, np.ndarray]:
-    """One random array per input (NodeArg list); dynamic dims from ``shapes`` or 1, symbols kept consistent.
-    Integer inputs are drawn from [0, int_bounds[name]) where the graph says how far they may go, else INT_RANGE."""
+@dataclass
+class RandomFeeds:
+    """Random arrays, one per input, and which of their dims were made up (dynamic dims nobody gave a size)."""
+
+    arrays: dict[str, np.ndarray]
+    made_up: dict[str, list[int | str | None]] = field(default_factory=dict)  # input -> its declared shape
+
+    def describe_made_up(self) -> str:
+        """'x: [N, 3, H, W] -> 1x3x1x1' per input with made-up dims."""
+        return ", ".join(f"{n}: {declared} -> {'x'.join(map(str, self.arrays[n].shape))}"
+                         for n, declared in self.made_up.items())
+
+
+def random_feeds(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
+                 int_bounds: dict[str, int] | None = None) -> RandomFeeds:
+    """One random array per input (NodeArg list); dynamic dims from ``shapes``, else a symbol already sized by
+    another input, else DEFAULT_DYNAMIC_DIM (made up, and recorded as such). Integer inputs are drawn from
+    [0, int_bounds[name]) where the graph says how far they may go, else INT_RANGE."""
     unknown = set(shapes) - {a.name for a in args}
     if unknown:
         raise InvalidInputError(
@@ -82,37 +102,58 @@ def random_inputs(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
             for want, got in zip(a.shape, shapes[a.name]):
                 if isinstance(want, str):
                     symbols.setdefault(want, got)
-    feeds = {}
+    out = RandomFeeds({})
     for a in args:
-        shape = _shape_for(a, shapes, symbols)
-        feeds[a.name] = _random_array(rng, a.elem_type, shape, (int_bounds or {}).get(a.name))
-    return feeds
-
-
-def _shape_for(a, shapes, symbols) -> list[int]:
-    if a.name in shapes:
-        return shapes[a.name]
-    if a.shape is None:
-        raise InvalidInputError(f"input {a.name!r} has unknown rank; give its shape with --shapes {a.name}:...")
-    out = []
-    for d in a.shape:
-        if isinstance(d, int):
-            out.append(d)
-        elif isinstance(d, str):
-            out.append(symbols.setdefault(d, DEFAULT_DYNAMIC_DIM))
-        else:
-            out.append(DEFAULT_DYNAMIC_DIM)
+        shape, made_up = _shape_for(a, shapes, symbols)
+        if made_up:
+            out.made_up[a.name] = list(a.shape)
+        out.arrays[a.name] = _random_array(rng, a.name, a.elem_type, shape, (int_bounds or {}).get(a.name))
     return out
 
 
-def _random_array(rng: np.random.Generator, elem_type: int, shape: list[int], bound: int | None) -> np.ndarray:
-    T = onnx.TensorProto
-    if elem_type == T.BOOL:
+def random_inputs(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
+                  int_bounds: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of ``random_feeds``."""
+    return random_feeds(args, shapes, seed, int_bounds).arrays
+
+
+def _shape_for(a, shapes, symbols) -> tuple[list[int], bool]:
+    if a.name in shapes:
+        return shapes[a.name], False
+    if a.shape is None:
+        raise InvalidInputError(f"input {a.name!r} has unknown rank; give its shape with --shapes {a.name}:...")
+    out, made_up = [], False
+    for d in a.shape:
+        if isinstance(d, int):
+            out.append(d)
+            continue
+        if isinstance(d, str) and d in symbols:
+            out.append(symbols[d])
+            continue
+        made_up = True
+        out.append(symbols.setdefault(d, DEFAULT_DYNAMIC_DIM) if isinstance(d, str) else DEFAULT_DYNAMIC_DIM)
+    return out, made_up
+
+
+def _random_array(rng: np.random.Generator, name: str, elem_type: int, shape: list[int],
+                  bound: int | None) -> np.ndarray:
+    if elem_type == BOOL:
         return rng.random(shape) < 0.5
-    if elem_type == T.STRING:
+    if elem_type == STRING:
         return np.array(rng.choice(["alpha", "beta", "gamma"], size=shape), dtype=object)
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
-    if np.issubdtype(dtype, np.integer):
+    dtype = ONNX_TO_TORCH.get(elem_type)
+    if dtype is None:
+        raise InvalidInputError(f"input {name!r}: cannot draw random values of type {onnx_type_name(elem_type)}; "
+                                "give the input with --inputs")
+    if dtype.is_complex:
+        values = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+        return torch_to_numpy(torch.from_numpy(values).to(dtype))
+    if not dtype.is_floating_point:
         lo, hi = INT_RANGE if bound is None else (0, bound)
-        return rng.integers(lo, hi, size=shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
+        if dtype in (torch.uint8, torch.uint16, torch.uint32, torch.uint64, torch.int8, torch.int16):
+            hi = min(hi, int(torch.iinfo(dtype).max) + 1)
+        return torch_to_numpy(torch.from_numpy(rng.integers(lo, hi, size=shape)).to(dtype))
+    values = rng.standard_normal(shape)
+    if dtype == torch.float64:
+        return values
+    return torch_to_numpy(torch.from_numpy(values.astype(np.float32)).to(dtype))

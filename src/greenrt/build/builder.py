@@ -1,0 +1,209 @@
+"""Build an engine: ONNX -> import -> passes -> precision -> plan -> checks -> engine file.
+
+Each stage is one call into its folder; this stage runs the model wherever a decision needs it (range
+observation for the fp16 fallback, the accuracy search, the checks, the memory report), always through the
+runner a session of the engine will use (runtime/runner.py). The build report gathers what each stage did: pass
+counts, precision per node, memory, accuracy against the unoptimized fp32 graph, and which checks were skipped
+and why.
+
+Sample inputs (``--inputs a.npz``, or ``samples=[{name: array}]``) feed the fp16 range fallback, the accuracy
+search (``--max-error``) and the checks. Random inputs are drawn only at shapes known to suit the model (build/
+checks.py): a build never fails because a made-up shape does not suit it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GreenrtError
+from ..onnx.dtypes import numpy_to_torch
+from ..onnx.importer import load_model
+from ..passes import optimize
+from ..plan.compile import compile_model
+from ..plan.engine_file import write_engine
+from ..plan.profiles import check_profiles
+from ..precision import PrecisionConfig, apply_precision, parse_layer_precision
+from ..runtime.runner import Runner
+from ..runtime.session import resolve_device
+from .accuracy import float_output_errors
+from .checks import CheckInputs, check_samples, random_feeds, run_reference, valid_shapes
+from .config import BuildConfig, build_command
+from .inputs import load_inputs
+from .memory import activation_memory
+from .observe import observe_ranges
+from .search import accuracy_search
+
+
+def _has_conv(plan) -> bool:
+    return any(s.op_type in ("Conv", "FusedConv", "ConvTranspose") for s in plan.all_steps())
+
+
+def _load_model(model_path, config: BuildConfig, optimized: bool):
+    """The model with ``config.outputs`` marked, optimized or not; node names made unique for precision rules."""
+    from ..onnx.outputs import mark_outputs
+    from ..passes.base import name_unnamed_nodes
+
+    model = load_model(model_path)
+    if config.outputs:
+        mark_outputs(model, config.outputs)
+    passes = optimize(model) if optimized and config.optimize else []
+    name_unnamed_nodes(model.graph)
+    return model, passes
+
+
+def engine_runner(plan, weights, device, config: BuildConfig) -> Runner:
+    """The runner as a session of the engine will run it (layout and math included): what the checks and the
+    accuracy search must measure, since NHWC picks other kernels than NCHW."""
+    channels_last = config.channels_last
+    if channels_last is None:  # NHWC is faster for conv chains with cuDNN and with oneDNN on CPU (bench/NOTES.md)
+        channels_last = _has_conv(plan)
+    return Runner(plan, weights, device, precision=config.precision, channels_last=bool(channels_last))
+
+
+def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig, log=print,
+                 samples: list[dict[str, Any]] | None = None) -> dict:
+    """Build ``model_path`` into the engine file ``output``; returns the engine header (with the build report).
+
+    ``samples``: feeds (input name -> numpy array) for the precision stage and the checks; default: the
+    ``config.inputs`` .npz files, else random inputs at shapes known to suit the model (if any).
+    """
+    config.validate()
+    command = build_command(model_path, config)
+    device = resolve_device(config.device)
+    report: dict[str, Any] = {}
+
+    log(f"import {model_path}")
+    model, passes = _load_model(model_path, config, optimized=True)
+    reference, _ = _load_model(model_path, config, optimized=False)  # unoptimized fp32, for the accuracy checks
+    if config.optimize:
+        report["passes"] = [{"name": r.name, "rule": r.rule, "count": r.count} for r in passes]
+        log("passes: " + ", ".join(f"{r.name} {r.count}" for r in passes))
+    report["nodes"] = {"before": reference.graph.num_nodes(), "after": model.graph.num_nodes()}
+
+    ref_runner = Runner(*compile_model(reference), device, precision="fp32")
+    output_names = list(ref_runner.output_names)
+    specs = ref_runner.plan.inputs
+    check_profiles(config.profiles, specs, [s.name for s in specs])
+    checked = config.error_outputs or output_names
+    unknown = [n for n in checked if n not in output_names]
+    if unknown:
+        raise GreenrtError(f"--error-outputs {unknown} are not outputs of the engine ({output_names}); mark "
+                           "intermediate tensors with --outputs")
+
+    # what to run the model on: the samples, then random inputs at shapes known to suit it
+    if samples is None and config.inputs:
+        samples = [load_inputs(p) for p in config.inputs]
+    checks: list[CheckInputs] = []
+    if samples:
+        check_samples(samples, specs, config.profiles)
+        checks += [CheckInputs("sample", f"sample {i}", {k: numpy_to_torch(np.asarray(v), device)
+                                                          for k, v in f.items()}) for i, f in enumerate(samples)]
+    shapes, no_shapes_reason = valid_shapes(config.profiles, specs, samples)
+    if not samples or config.profiles:
+        checks += [CheckInputs("random", label, random_feeds(ref_runner, s, config.seed + i))
+                   for i, (label, s) in enumerate(shapes)]
+    skipped: list[dict[str, str]] = []
+    if not checks:
+        skipped.append({"check": "accuracy", "reason": f"engine not checked: {no_shapes_reason}"})
+    refs = []
+    for check in list(checks):
+        ref, why = run_reference(ref_runner, check)
+        if ref is None:
+            checks.remove(check)
+            skipped.append({"check": check.label, "reason": why})
+        else:
+            refs.append(ref)
+    # the precision stage sees the samples, else the random inputs that ran
+    prec_feeds = [c for c in checks if c.kind == "sample"] or checks
+
+    if config.precision in ("fp16", "bf16"):
+        overrides = parse_layer_precision(config.layer_precision) if config.layer_precision else []
+        prec_config = PrecisionConfig(config.precision, overrides)
+        observed = None
+        if prec_feeds:
+            observed = observe_ranges(model, [{k: v.cpu() for k, v in c.feeds.items()} for c in prec_feeds])
+        elif config.precision == "fp16":
+            skipped.append({"check": "fp16 range fallback", "reason": "no inputs to observe activation ranges on "
+                            f"(only weights were checked): {no_shapes_reason}"})
+        if config.max_error is not None:
+            if not prec_feeds:
+                raise GreenrtError(f"--max-error measures the error on sample inputs and there are none: "
+                                   f"{no_shapes_reason}")
+            search_refs = [r for c, r in zip(checks, refs) if any(c is f for f in prec_feeds)]
+            search = accuracy_search(
+                lambda: _load_model(model_path, config, optimized=True)[0], prec_config, observed,
+                lambda plan, weights: engine_runner(plan, weights, device, config),
+                [c.feeds for c in prec_feeds], search_refs, output_names, checked, config.max_error, log,
+                samples_given=bool(samples))
+            report["accuracy_search"] = search.to_json() | {"outputs": checked}
+            prec_config.keep_fp32 = search.keep_fp32()
+        prec = apply_precision(model, prec_config, observed)
+        report["precision"] = prec.to_json()
+        log(prec.summary())
+
+    plan, weights = compile_model(model)
+    runner = engine_runner(plan, weights, device, config)
+
+    accuracy = []
+    for check, ref in zip(checks, refs):
+        try:
+            got = runner.run(check.feeds)
+        except GreenrtError as exc:
+            shapes_given = {k: list(v.shape) for k, v in check.feeds.items()}
+            raise GreenrtError(f"the built engine fails on {check.label} {shapes_given}, which the unoptimized model "
+                               f"runs: {exc}") from None
+        accuracy.append({"inputs": check.kind, "label": check.label,
+                         "shapes": {k: list(v.shape) for k, v in check.feeds.items()},
+                         "max_rel_err": float_output_errors(output_names, got, ref)})
+    report["accuracy_vs_fp32_unoptimized"] = accuracy
+    report["skipped_checks"] = skipped
+    if accuracy:
+        log("accuracy vs unoptimized fp32: " + "; ".join(
+            f"{a['label']}: " + ", ".join(f"{k} {v:.2e}" for k, v in a["max_rel_err"].items()) for a in accuracy))
+    for s in skipped:
+        log(f"skipped {s['check']}: {s['reason']}")
+
+    report["memory"] = _memory_report(runner, ref_runner, config, specs, samples, log, skipped)
+
+    cfg = replace(config, channels_last=runner.channels_last).to_json()  # the layout chosen, for the session
+    cfg["model"] = str(model_path)
+    cfg["build_command"] = command
+    header = write_engine(output, plan, weights, device=device.type, config=cfg,
+                          profiles=[p.to_json() for p in config.profiles], report=report)
+    log(f"wrote {output} ({Path(output).stat().st_size / 2**20:.1f} MiB)")
+    return header
+
+
+def _memory_report(runner: Runner, ref_runner: Runner, config: BuildConfig, specs, samples, log,
+                   skipped: list) -> list[dict]:
+    """Activation memory at each profile's max shapes (else the sample or static shapes), against the workspace."""
+    shapes, why = valid_shapes(config.profiles, specs, samples, which="max")
+    memory = []
+    for i, (label, s) in enumerate(shapes):
+        feeds = random_feeds(ref_runner, s, config.seed)
+        try:
+            mem = activation_memory(runner, feeds)
+        except GreenrtError as exc:
+            why = f"the engine cannot run random inputs at {label} {s}: {exc}"
+            if config.workspace is not None:
+                raise GreenrtError(f"cannot check the workspace limit: {why}") from None
+            skipped.append({"check": f"memory at {label}", "reason": why})
+            log(f"skipped memory at {label}: {why}")
+            continue
+        memory.append({"profile": i if config.profiles else None, "label": label, "shapes": s, **mem.to_json()})
+        peak = mem.measured_peak_bytes or mem.peak_bytes
+        log(f"activation memory at {label}: peak {mem.peak_bytes / 2**20:.1f} MiB with reuse, "
+            f"{mem.naive_bytes / 2**20:.1f} MiB without")
+        if config.workspace is not None and peak > config.workspace:
+            raise GreenrtError(
+                f"{label} need {peak / 2**20:.1f} MiB of activation memory, over the workspace limit of "
+                f"{config.workspace / 2**20:.1f} MiB; lower the max shapes or raise --workspace")
+    if not shapes:
+        if config.workspace is not None:
+            raise GreenrtError(f"cannot check the workspace limit: {why}")
+        skipped.append({"check": "memory", "reason": f"activation memory not measured: {why}"})
+    return memory
