@@ -134,6 +134,23 @@ def test_engine_runs_without_onnx_installed(engine, tmp_path):
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
 
 
+def test_cli_run_and_inspect_of_an_engine_without_onnx(engine, tmp_path):
+    """`greenrt run x.engine` (random inputs, or an .npz) and `greenrt inspect model x.engine` on the lean install:
+    the command line must not need onnx either (its random-input helper used to import it)."""
+    np.savez(tmp_path / "in.npz", x=R.standard_normal((2, 3, 16, 16)).astype(np.float32))
+    code = (
+        "import sys; sys.modules['onnx'] = None; sys.modules['onnx_ir'] = None; sys.modules['onnxruntime'] = None\n"
+        "from greenrt.tools.cli import main\n"
+        f"assert main(['run', {str(engine[0])!r}, '--shapes', 'x:2x3x16x16']) == 0\n"
+        f"assert main(['run', {str(engine[0])!r}, '--inputs', {str(tmp_path / 'in.npz')!r}]) == 0\n"
+        f"assert main(['inspect', 'model', {str(engine[0])!r}]) == 0\n"
+        "assert 'onnx' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+        "print('lean ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "lean ok" in proc.stdout, proc.stderr[-3000:]
+
+
 def test_cli_build_and_compare(cnn, tmp_path, capsys):
     from greenrt.tools.cli import main
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import greenrt
+from greenrt.onnx.dtypes import torch_to_numpy
 from greenrt.tools.compare import compare_arrays, run_onnxruntime
 from greenrt.zoo.corpus import CORPUS, profile_for
 
@@ -32,10 +33,12 @@ def _check(name: str, device: str):
         ref = run_onnxruntime(str(path), feeds)
         ours = session.run(None, {k: torch.from_numpy(v).to(device) for k, v in feeds.items()})
         for out_name, o, r in zip(names, ours, ref):
-            report = compare_arrays(out_name, o.cpu().numpy(), r, rtol=REL_TOL, atol=0.0)
-            assert report.ok, f"{name} output {out_name}: max rel err {report.max_rel:.3g} {report.note}"
-            assert np.abs(r).max() > 0, f"{name}: reference output {out_name} is all zeros; inputs too weak"
-            worst = max(worst, report.max_rel)
+            got = entry.pieces(out_name, torch_to_numpy(o), REL_TOL)
+            for piece, (r_piece, tol) in entry.pieces(out_name, r, REL_TOL).items():
+                report = compare_arrays(piece, got[piece][0], r_piece, rtol=tol, atol=0.0)
+                assert report.ok, f"{name} output {piece}: max rel err {report.max_rel:.3g} {report.note}"
+                assert np.abs(r_piece).max() > 0, f"{name}: reference output {piece} is all zeros; inputs too weak"
+                worst = max(worst, report.max_rel)
     print(f"{name} [{device}]: max rel err {worst:.3g}")
 
 
@@ -93,14 +96,18 @@ def _check_engine(name: str, device: str, precision: str, tmp_path, rel_tol: flo
         ref = dict(zip(names, run_onnxruntime(str(path), feeds, extra_outputs=list(logits.values()))))
         ours = dict(zip(names, session.run(None, {k: torch.from_numpy(v).to(device) for k, v in feeds.items()})))
         for out_name in names:
-            o, r = ours[out_name].float().cpu().numpy(), ref[out_name]
+            o, r = torch_to_numpy(ours[out_name]), ref[out_name]
+            # the engine returns the model's dtypes whatever its precision (no cast here would hide a wrong one)
+            assert o.dtype == r.dtype, f"{name} engine ({precision}) output {out_name}: dtype {o.dtype} vs {r.dtype}"
             if out_name in logits:
                 agree = decision_agreement(o, r)
                 assert agree >= 0.995, f"{name} engine ({precision}) output {out_name}: same call at {agree:.2%}"
                 continue
-            report = compare_arrays(out_name, o.astype(r.dtype), r, rtol=rel_tol, atol=0.0)
-            assert report.ok, f"{name} engine ({precision}) output {out_name}: max rel err {report.max_rel:.3g}"
-            worst = max(worst, report.max_rel)
+            got = entry.pieces(out_name, o, rel_tol)
+            for piece, (r_piece, tol) in entry.pieces(out_name, r, rel_tol).items():
+                report = compare_arrays(piece, got[piece][0], r_piece, rtol=tol, atol=0.0)
+                assert report.ok, f"{name} engine ({precision}) output {piece}: max rel err {report.max_rel:.3g}"
+                worst = max(worst, report.max_rel)
     search = header["report"].get("accuracy_search")
     kept = f", accuracy search kept {search['kept_fp32']}/{search['layers']} layers fp32" if search else ""
     print(f"{name} engine [{device} {precision}]: max rel err {worst:.3g}{kept}")
@@ -122,3 +129,18 @@ def test_corpus_fp16_engine_with_accuracy_search_cpu(name, tmp_path):
     """The accuracy search path of the fp16 corpus check, on CPU (torch runs fp16 there too, with other kernels):
     searched on the corpus feeds, within 1e-2 on the logits of the held-out ones as well."""
     _check_engine(name, "cpu", "fp16", tmp_path, 1e-2)
+
+
+def test_yolo_scores_get_their_own_tolerance():
+    """The split is what makes a wrong score visible: zeroing every class score passes a check scaled by the box
+    coordinates, and fails the per-part one."""
+    rng = np.random.default_rng(0)
+    out = np.concatenate([rng.uniform(0, 640, (1, 4, 50)), rng.uniform(0, 2e-4, (1, 80, 50))], 1).astype(np.float32)
+    broken = out.copy()
+    broken[:, 4:] = 0
+    assert compare_arrays("output0", broken, out, rtol=REL_TOL, atol=0.0).ok  # the old check: blind to scores
+    entry = CORPUS["yolov8n"]
+    got = entry.pieces("output0", broken, REL_TOL)
+    verdicts = {k: compare_arrays(k, got[k][0], v, rtol=tol, atol=0.0).ok
+                for k, (v, tol) in entry.pieces("output0", out, REL_TOL).items()}
+    assert verdicts == {"output0[boxes]": True, "output0[scores]": False}

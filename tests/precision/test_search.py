@@ -107,7 +107,7 @@ def test_build_with_max_error_keeps_a_prefix_fp32_and_meets_the_target_vs_onnxru
 
 
 def test_max_error_needs_reduced_precision_and_known_outputs(mlp, sample, tmp_path):
-    with pytest.raises(GreenrtError, match="--max-error .* fp16 or bf16"):
+    with pytest.raises(GreenrtError, match="max_error .* fp16 or bf16"):
         build_engine(mlp, tmp_path / "e", BuildConfig(max_error=1e-2), log=lambda m: None)
     with pytest.raises(GreenrtError, match=r"--error-outputs \['h11'\] are not outputs.*--outputs"):
         build_engine(mlp, tmp_path / "e", BuildConfig(precision="fp16", max_error=1e-2, error_outputs=["h11"]),

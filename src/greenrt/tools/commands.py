@@ -222,17 +222,42 @@ def _inspect_onnx(path: str) -> int:
 
 
 # -- run / compare ------------------------------------------------------------------------------------------
+class InputFeeds(dict):
+    """Feeds by input name, and which shapes were made up (dynamic dims nobody gave a size): '' if none."""
+
+    made_up = ""
+
+
 def _session_and_inputs(args):
+    from ..build.inputs import index_bounds, load_inputs, parse_shapes, random_feeds
     from ..runtime.session import InferenceSession
-    from ..build.inputs import index_bounds, load_inputs, parse_shapes, random_inputs
 
     session = InferenceSession(args.model, device=args.device, allow_mismatch=args.allow_mismatch)
     if args.inputs:
-        feeds = load_inputs(args.inputs)
-    else:
-        bounds = index_bounds(session.plan, session.executor.constants)
-        feeds = random_inputs(session.get_inputs(), parse_shapes(args.shapes), seed=args.seed, int_bounds=bounds)
+        return session, InputFeeds(load_inputs(args.inputs))
+    bounds = index_bounds(session.plan, session.executor.constants)
+    drawn = random_feeds(session.get_inputs(), parse_shapes(args.shapes), seed=args.seed, int_bounds=bounds)
+    feeds = InputFeeds(drawn.arrays)
+    if drawn.made_up:
+        feeds.made_up = drawn.describe_made_up()
+        err_console.print(f"random inputs with made-up shapes (dynamic dims set to 1): {feeds.made_up}",
+                          highlight=False, markup=False)
     return session, feeds
+
+
+def _run_session(session, feeds: InputFeeds) -> list:
+    """session.run; when the model rejects made-up shapes, ask for real inputs rather than show a node failure."""
+    from ..errors import ExecutionError
+
+    try:
+        return session.run(None, feeds)
+    except ExecutionError as exc:
+        if not feeds.made_up:
+            raise
+        first = str(exc).splitlines()[0]
+        raise GreenrtError(f"the model rejects the made-up input shapes ({feeds.made_up}): {first}\n"
+                           "give real inputs with --inputs IN.npz, or sizes for the dynamic dims with --shapes "
+                           "NAME:1x3x224x224") from None
 
 
 def _describe(value) -> str:
@@ -247,7 +272,7 @@ def cmd_run(args) -> int:
 
     session, feeds = _session_and_inputs(args)
     start = time.perf_counter()
-    outputs = session.run(None, feeds)
+    outputs = _run_session(session, feeds)
     elapsed = time.perf_counter() - start
     for arg, value in zip(session.get_outputs(), outputs):
         console.print(f"{arg.name}: {_describe(value)}", highlight=False)
@@ -268,7 +293,7 @@ def cmd_compare(args) -> int:
         reference = args.reference or session.header.get("config", {}).get("model")
         if not reference:
             raise GreenrtError("this engine records no source model; pass the ONNX file with --reference")
-    ours = session.run(None, feeds)
+    ours = _run_session(session, feeds)
     theirs = run_onnxruntime(reference, feeds)
     names = [o.name for o in session.get_outputs()]
     report = compare_outputs(names, ours, theirs, rtol=args.rtol, atol=args.atol)
