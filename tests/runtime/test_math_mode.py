@@ -38,18 +38,23 @@ def user_settings():
 
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16"])
 def test_engine_math_sets_then_restores(precision, user_settings):
+    """The save/restore logic itself (no GPU needed: torch keeps the CUDA settings without one)."""
     torch.backends.cuda.matmul.fp32_precision = "tf32"
     torch.backends.cudnn.conv.fp32_precision = "tf32"
     torch.backends.mkldnn.matmul.fp32_precision = "bf16"
     torch.backends.cudnn.benchmark = False
     before = _settings()
     with engine_math(torch.device("cuda"), precision):
-        inside = _settings()
+        on_cuda = _settings()
+    assert _settings() == before
+    with engine_math(torch.device("cpu"), precision):
+        on_cpu = _settings()
     assert _settings() == before
     want = "tf32" if precision == "tf32" else "ieee"
-    assert inside["cuda.matmul"] == inside["cudnn.conv"] == want
-    assert inside["mkldnn.matmul"] == "ieee"  # fp32 math on CPU is fp32, not bf16
-    assert inside["benchmark"] is True
+    assert on_cuda["cuda.matmul"] == on_cuda["cudnn.conv"] == on_cuda["cudnn.rnn"] == want
+    assert on_cuda["benchmark"] is True
+    assert on_cpu["mkldnn.matmul"] == on_cpu["mkldnn.conv"] == "ieee"  # fp32 math on CPU is fp32, not bf16
+    assert on_cpu["cuda.matmul"] == "tf32" and on_cpu["benchmark"] is False  # CPU runs leave CUDA settings be
 
 
 def test_engine_math_restores_after_an_error(user_settings):

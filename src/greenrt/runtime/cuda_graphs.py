@@ -36,6 +36,11 @@ class CudaGraphRunner:
         self._pool = torch.cuda.graph_pool_handle()
         self.captures = 0  # how many shapes were captured (for tests and reports)
 
+    def captured(self, feeds: Mapping[str, torch.Tensor]) -> bool:
+        """Whether these input shapes replay a captured graph (so nothing but the replay runs)."""
+        entry = self._entries.get(shape_key(feeds))
+        return entry is not None and entry.graph is not None
+
     def run(self, feeds: Mapping[str, torch.Tensor]) -> list[Any]:
         key = shape_key(feeds)
         entry = self._entries.get(key)
