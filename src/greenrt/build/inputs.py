@@ -44,7 +44,8 @@ def load_inputs(path: str) -> dict[str, np.ndarray]:
         raise InvalidInputError(f"--inputs: {path} is not a readable .npz of arrays ({exc})") from None
 
 
-PASS_THROUGH = {"Cast", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Identity", "Expand"}
+# ops that move or copy ids without changing their values: an id still indexes the same table after them
+PASS_THROUGH = {"Cast", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Identity", "Expand", "Transpose"}
 
 
 def index_bounds(plan, constants: dict) -> dict[str, int]:
@@ -103,8 +104,9 @@ def random_feeds(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
                 if isinstance(want, str):
                     symbols.setdefault(want, got)
     out = RandomFeeds({})
+    made_up_symbols: set[str] = set()
     for a in args:
-        shape, made_up = _shape_for(a, shapes, symbols)
+        shape, made_up = _shape_for(a, shapes, symbols, made_up_symbols)
         if made_up:
             out.made_up[a.name] = list(a.shape)
         out.arrays[a.name] = _random_array(rng, a.name, a.elem_type, shape, (int_bounds or {}).get(a.name))
@@ -117,7 +119,8 @@ def random_inputs(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
     return random_feeds(args, shapes, seed, int_bounds).arrays
 
 
-def _shape_for(a, shapes, symbols) -> tuple[list[int], bool]:
+def _shape_for(a, shapes, symbols, made_up_symbols: set[str]) -> tuple[list[int], bool]:
+    """The input's shape, and whether any of its dims was made up (here or for another input sharing a symbol)."""
     if a.name in shapes:
         return shapes[a.name], False
     if a.shape is None:
@@ -129,9 +132,14 @@ def _shape_for(a, shapes, symbols) -> tuple[list[int], bool]:
             continue
         if isinstance(d, str) and d in symbols:
             out.append(symbols[d])
+            made_up |= d in made_up_symbols
             continue
         made_up = True
-        out.append(symbols.setdefault(d, DEFAULT_DYNAMIC_DIM) if isinstance(d, str) else DEFAULT_DYNAMIC_DIM)
+        if isinstance(d, str):
+            made_up_symbols.add(d)
+            out.append(symbols.setdefault(d, DEFAULT_DYNAMIC_DIM))
+        else:
+            out.append(DEFAULT_DYNAMIC_DIM)
     return out, made_up
 
 

@@ -113,4 +113,17 @@ def load_model(source: str | os.PathLike | onnx.ModelProto, *, shape_inference: 
     try:
         return proto_to_ir(proto)
     except Exception as exc:
-        raise ModelLoadError(f"{name}: could not be converted to greenrt's IR: {exc}") from None
+        raise ModelLoadError(f"{name}: could not be converted to greenrt's IR: {_root_cause(exc)}") from None
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The exception and the causes under it, innermost last: onnx-ir wraps the reason ('Map types are not supported
+    yet') in 'Error calling _deserialize_graph'."""
+    parts, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if text not in parts:
+            parts.append(text)
+        exc = exc.__cause__ or exc.__context__
+    return ": ".join(parts)
