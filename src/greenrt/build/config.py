@@ -1,0 +1,89 @@
+"""What a build is asked to do: BuildConfig, and the command line that reproduces it."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+
+from ..errors import GreenrtError
+from ..plan.profiles import Profile
+
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+
+
+@dataclass
+class BuildConfig:
+    device: str = "cpu"
+    precision: str = "fp32"
+    layer_precision: str = ""
+    profiles: list[Profile] = field(default_factory=list)
+    workspace: int | None = None  # bytes of activation memory allowed at the profiles' max shapes
+    channels_last: bool | None = None  # None: on for engines with 4-D convolutions (CUDA and CPU)
+    optimize: bool = True
+    seed: int = 0
+    outputs: list[str] = field(default_factory=list)  # intermediate tensors marked as extra engine outputs
+    max_error: float | None = None  # fp16/bf16: keep layers fp32 until this max relative error holds
+    error_outputs: list[str] = field(default_factory=list)  # outputs max_error applies to (default: all float)
+    inputs: list[str] = field(default_factory=list)  # .npz sample input files (CLI); or samples= in the API
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["profiles"] = [p.to_json() for p in self.profiles]
+        return d
+
+    def validate(self) -> None:
+        """GreenrtError for settings that contradict each other (before any work is done)."""
+        if self.precision not in PRECISIONS:
+            raise GreenrtError(f"precision {self.precision!r} is not one of {PRECISIONS}")
+        reduced = self.precision in ("fp16", "bf16")
+        if self.max_error is not None and not reduced:
+            raise GreenrtError(f"max_error searches which layers to keep fp32 in an fp16 or bf16 build; this build is "
+                               f"{self.precision}: build in fp16 or bf16, or drop max_error")
+        if self.layer_precision and not reduced:
+            raise GreenrtError(f"layer_precision {self.layer_precision!r} sets per-layer precision inside an fp16 or "
+                               f"bf16 build; this build is {self.precision}, where every layer runs {self.precision}: "
+                               "build in fp16 or bf16, or drop layer_precision")
+        if self.error_outputs and self.max_error is None:
+            raise GreenrtError("error_outputs names the outputs max_error applies to; set max_error too")
+        if self.max_error is not None and not self.max_error > 0:
+            raise GreenrtError(f"max_error must be a positive relative error (e.g. 1e-2), got {self.max_error}")
+
+
+def parse_size(text: str) -> int:
+    """'4G', '512M', '1.5GiB', '1000000' -> bytes."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise GreenrtError(f"--workspace: cannot parse {text!r}; write e.g. 4G, 512M or a number of bytes")
+    scale = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
+    return int(float(m.group(1)) * scale)
+
+
+def build_command(model_path, config: BuildConfig) -> str:
+    """The `greenrt build` command line that builds the same engine from ``model_path`` (every setting that changes
+    the engine; the output path is left out: the same model and config give a byte-identical engine wherever it is
+    written)."""
+    parts = ["greenrt", "build", str(model_path), "--device", config.device]
+    if config.precision != "fp32":
+        parts.append(f"--{config.precision}")
+    for p in config.profiles:
+        spec = ",".join(f"{n}:{'x'.join(map(str, a))}/{'x'.join(map(str, b))}/{'x'.join(map(str, c))}"
+                        for n, (a, b, c) in p.shapes.items())
+        parts += ["--shapes", spec]
+    if config.layer_precision:
+        parts += ["--layer-precision", config.layer_precision]
+    if config.workspace:
+        parts += ["--workspace", str(config.workspace)]
+    if config.outputs:
+        parts += ["--outputs", ",".join(config.outputs)]
+    if config.max_error is not None:
+        parts += ["--max-error", f"{config.max_error:g}"]
+    if config.error_outputs:
+        parts += ["--error-outputs", ",".join(config.error_outputs)]
+    for path in config.inputs:
+        parts += ["--inputs", str(path)]
+    if not config.optimize:
+        parts.append("--no-optimize")
+    if config.channels_last is not None:
+        parts += ["--channels-last", "on" if config.channels_last else "off"]
+    return " ".join(shlex.quote(x) for x in parts)
