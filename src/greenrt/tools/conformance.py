@@ -1,9 +1,10 @@
 """The ONNX node conformance suite, generated from the installed onnx package and run through greenrt.
 
 Cases come from ``onnx.backend.test.case.node.collect_testcases()`` with numpy's global seed fixed, so every run
-sees the same inputs. Each case runs through greenrt's executor and is compared with the expected outputs using the
-case's own rtol/atol (onnx's backend-test defaults: rtol 1e-3, atol 1e-7) and an exact dtype match.
-A case is skipped only for a reason stated in ``skip_reason``; anything else that does not match is a failure.
+sees the same inputs. Each case is compiled (``plan.compile.compile_model``) and run through the runtime's one
+``Runner`` at fp32, and compared with the expected outputs using the case's own rtol/atol (onnx's backend-test
+defaults: rtol 1e-3, atol 1e-7) and an exact dtype match. A case is skipped only when it needs an element type
+torch cannot hold (``skip_reason``); anything else that does not match is a failure.
 """
 
 from __future__ import annotations
@@ -20,23 +21,13 @@ import onnx.numpy_helper
 import torch
 
 from ..errors import GreenrtError
-from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
+from ..onnx.dtypes import STRING, is_supported_elem_type, numpy_to_torch, torch_to_numpy
 from ..onnx.importer import load_model
-from ..runtime.executor import Executor
+from ..plan.compile import compile_model
+from ..runtime.runner import Runner
 
 SEED = 0
 EXPECTED_FAILURES = Path(__file__).with_name("conformance_expected_failures.txt")
-
-# Element types torch has no dtype for; a case that needs them is skipped with this reason.
-_NO_TORCH_DTYPE = {
-    onnx.TensorProto.UINT4: "uint4",
-    onnx.TensorProto.INT4: "int4",
-    onnx.TensorProto.FLOAT4E2M1: "float4e2m1",
-    onnx.TensorProto.FLOAT8E8M0: "float8e8m0",
-}
-for _name in ("UINT2", "INT2"):
-    if hasattr(onnx.TensorProto, _name):
-        _NO_TORCH_DTYPE[getattr(onnx.TensorProto, _name)] = _name.lower()
 
 
 @dataclass
@@ -81,8 +72,16 @@ def op_of_case(case) -> str:
     return case.model.graph.node[0].op_type if case.model.graph.node else "?"
 
 
+def _type_name(elem_type: int) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"elem_type {elem_type}"
+
+
 def skip_reason(case) -> str:
-    """Why a case cannot be run by design (never used to hide a wrong answer); '' if it must run."""
+    """Why a case cannot be run by design (never used to hide a wrong answer); '' if it must run: the case needs an
+    element type greenrt has no torch dtype for (4-bit, 2-bit; float8e8m0 on torch < 2.7)."""
     model = case.model
     types = []
     for v in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
@@ -104,7 +103,7 @@ def skip_reason(case) -> str:
         for attr in node.attribute:
             if attr.name == "to" or attr.name == "output_dtype":
                 elem_types.add(attr.i)
-    bad = sorted(_NO_TORCH_DTYPE[t] for t in elem_types if t in _NO_TORCH_DTYPE)
+    bad = sorted(_type_name(t) for t in elem_types if t and t != STRING and not is_supported_elem_type(t))
     if bad:
         return f"element type {', '.join(bad)} has no torch dtype"
     return ""
@@ -180,11 +179,12 @@ def run_case(case, device: str = "cpu") -> CaseResult:
     if reason:
         return CaseResult(case.name, op, "skipped", reason)
     try:
-        executor = Executor.from_model(load_model(case.model), device)
+        plan, weights = compile_model(load_model(case.model))
+        runner = Runner(plan, weights, device, precision="fp32")
         input_names = [i.name for i in case.model.graph.input]
         for i, (inputs, outputs) in enumerate(case.data_sets):
             feeds = {n: _to_runtime(_to_numpy_value(v), device) for n, v in zip(input_names, inputs)}
-            got = executor.run(feeds)
+            got = runner.run(feeds)
             for j, (exp, act) in enumerate(zip(outputs, got)):
                 problem = compare(_to_numpy_value(exp), _from_runtime(act), case.rtol, case.atol, f"output {j}")
                 if problem:
