@@ -31,7 +31,8 @@ def _values() -> np.ndarray:
 
 
 def _run_both(model, feeds):
-    (want,) = ReferenceEvaluator(model).run(None, feeds)
+    with np.errstate(over="ignore"):  # the reference narrows float64 to float32 first: 2^200 -> inf
+        (want,) = ReferenceEvaluator(model).run(None, feeds)
     (got,) = greenrt.InferenceSession(model).run(None, feeds)
     return np.asarray(want), np.asarray(got)
 
