@@ -1,7 +1,9 @@
 """ONNX element types <-> torch / numpy dtypes.
 
 String tensors have no torch dtype: greenrt carries them as numpy object arrays (dtype=object holding str).
-Types torch cannot hold (4-bit, 2-bit, float8e8m0) map to None and are reported as unsupported.
+Types torch cannot hold (4-bit, 2-bit) have no entry and are reported as unsupported. float8e8m0 (the MX scale
+type: an unsigned power of two, 0xFF is NaN) maps to ``torch.float8_e8m0fnu`` where torch has it (2.7 and later);
+older torch reports it as unsupported like the 4-bit types.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ ONNX_TO_TORCH: dict[int, torch.dtype] = {
     FLOAT8E5M2FNUZ: torch.float8_e5m2fnuz,
 }
 
+# torch.float8_e8m0fnu exists from torch 2.7; looked up by name so that older torch still imports greenrt.
+FLOAT8_E8M0FNU: torch.dtype | None = getattr(torch, "float8_e8m0fnu", None)
+if FLOAT8_E8M0FNU is not None:
+    ONNX_TO_TORCH[FLOAT8E8M0] = FLOAT8_E8M0FNU
+
 TORCH_TO_ONNX: dict[torch.dtype, int] = {v: k for k, v in ONNX_TO_TORCH.items()}
 
 # numpy has no bfloat16/float8; onnx's ml_dtypes-backed numpy types cover them on the way in and out.
@@ -77,6 +84,8 @@ def _ml_dtypes():
         torch.float8_e4m3fnuz: np.dtype(ml_dtypes.float8_e4m3fnuz),
         torch.float8_e5m2: np.dtype(ml_dtypes.float8_e5m2),
         torch.float8_e5m2fnuz: np.dtype(ml_dtypes.float8_e5m2fnuz),
+        **({FLOAT8_E8M0FNU: np.dtype(ml_dtypes.float8_e8m0fnu)}
+           if FLOAT8_E8M0FNU is not None and hasattr(ml_dtypes, "float8_e8m0fnu") else {}),
     }
 
 

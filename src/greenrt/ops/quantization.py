@@ -2,6 +2,8 @@
 
 Scales / zero points are per-tensor (scalar), per-axis (1-D along ``axis``) or blocked (``block_size`` > 0:
 same rank as x, repeated block_size times along ``axis``). Integer rounding is half to even, then saturation.
+Scales may be float8e8m0 (powers of two, the MX formats' shared scale; QuantizeLinear / DequantizeLinear 25+):
+torch has no arithmetic on that type, so they are widened to float32, which holds every e8m0 value exactly.
 """
 
 from __future__ import annotations
@@ -10,12 +12,19 @@ import math
 
 import torch
 
-from ..onnx.dtypes import to_torch_dtype
+from ..onnx.dtypes import FLOAT8_E8M0FNU, to_torch_dtype
 from ._util import normalize_axis
 from .conv import _conv_nd
 from .registry import op
 
 _FLOAT8 = (torch.float8_e4m3fn, torch.float8_e4m3fnuz, torch.float8_e5m2, torch.float8_e5m2fnuz)
+
+
+def _arithmetic_scale(scale):
+    """A float8e8m0 scale as float32 (exact); other scales as they are."""
+    if FLOAT8_E8M0FNU is not None and scale.dtype == FLOAT8_E8M0FNU:
+        return scale.to(torch.float32)
+    return scale
 
 
 def _broadcast_param(p, x, axis, block_size=0):
@@ -69,7 +78,7 @@ def _quantize(x, y_scale, y_zero_point, *, axis=1, saturate=1, block_size=0, out
         dtype = to_torch_dtype(output_dtype)
     else:
         dtype = torch.uint8
-    scale = _broadcast_param(y_scale, x, axis, block_size)
+    scale = _broadcast_param(_arithmetic_scale(y_scale), x, axis, block_size)
     if precision:
         p = to_torch_dtype(precision)
         q = x.to(p) / scale.to(p)
@@ -114,7 +123,7 @@ def _dequantize(x, x_scale, x_zero_point, *, axis=1, block_size=0, output_dtype=
         if x_zero_point is not None:
             xf = xf - _broadcast_param(x_zero_point, x, axis, block_size).to(torch.float64)
         xf = xf.to(torch.float32)
-    scale = _broadcast_param(x_scale, x, axis, block_size)
+    scale = _broadcast_param(_arithmetic_scale(x_scale), x, axis, block_size)
     compute = torch.promote_types(scale.dtype, torch.float32)
     return (xf.to(compute) * scale.to(compute)).to(out_dtype)
 

@@ -95,8 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--select", action="append", help="glob on case name or op (repeatable)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--show", choices=["failed", "all", "none"], default="failed", help="which cases to list")
-    p.add_argument("--check", action="store_true", help="exit 1 if failures differ from the committed list")
-    p.add_argument("--write-expected", action="store_true", help="rewrite the expected-failures list")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 if a case fails differently from the expected-failures list (not listed, another "
+                        "category, an error above its bound, or it passes now)")
+    p.add_argument("--write-expected", action="store_true",
+                   help="update the entries of the cases run (with -k: only those); entries that still fail the "
+                        "same way keep their reason and bound")
+    p.add_argument("--expected-file", metavar="PATH",
+                   help="the expected-failures list (default: the one committed with greenrt)")
     p.add_argument("--json", help="write per-case results to this JSON file")
     return parser
 

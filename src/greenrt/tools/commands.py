@@ -31,8 +31,14 @@ def print_versions() -> int:
 
 # -- conformance ---------------------------------------------------------------------------------------
 def cmd_conformance(args) -> int:
-    from .conformance import EXPECTED_FAILURES, check_against_expected, read_expected_failures, run_all
+    from .conformance import (EXPECTED_FAILURES, check_against_expected, collect_cases, read_expected_failures,
+                              run_all, updated_expected, write_expected_failures)
 
+    expected_path = Path(args.expected_file) if args.expected_file else EXPECTED_FAILURES
+    try:  # read first: a malformed list stops before the long run
+        expected = read_expected_failures(expected_path)
+    except ValueError as exc:
+        raise GreenrtError(f"{expected_path}: {exc}") from None
     results = run_all(args.select, device=args.device, progress=sys.stderr.isatty())
     by_op: dict[str, list] = defaultdict(list)
     for r in results:
@@ -50,29 +56,46 @@ def cmd_conformance(args) -> int:
     if args.show != "none":
         for r in results:
             if args.show == "all" or r.status == "failed":
-                console.print(f"{r.status.upper():8} {r.name}: {r.reason}", markup=False, highlight=False)
+                label = f"{r.status.upper():8} {r.name}" + (f" [{r.category}]" if r.category else "")
+                console.print(f"{label}: {r.reason}", markup=False, highlight=False)
 
     if args.json:
         with open(args.json, "w") as f:
             json.dump([r.__dict__ for r in results], f, indent=1)
 
-    failed = {r.name: r.reason for r in results if r.status == "failed"}
+    suite_names = {c.name for c in collect_cases()}
     if args.write_expected:
-        lines = ["# ONNX node conformance cases greenrt is known to fail: `case  # reason`.",
-                 "# `greenrt conformance --check` (and the test suite) fails when this list and reality differ."]
-        lines += [f"{name}  # {reason}" for name, reason in sorted(failed.items())]
-        EXPECTED_FAILURES.write_text("\n".join(lines) + "\n")
-        console.print(f"wrote {len(failed)} expected failures to {EXPECTED_FAILURES}")
+        new = updated_expected(results, expected, suite_names, args.select)
+        added = sorted(set(new) - set(expected))
+        removed = sorted(set(expected) - set(new))
+        rewritten = sorted(n for n in set(new) & set(expected) if new[n] != expected[n])
+        write_expected_failures(new, expected_path)
+        console.print(f"wrote {len(new)} expected failures to {expected_path}: {len(added)} added, "
+                      f"{len(rewritten)} rewritten, {len(removed)} removed, "
+                      f"{len(new) - len(added) - len(rewritten)} kept as they were", markup=False, highlight=False)
+        for name in added + rewritten:
+            console.print(f"  write a reason for {name} (now: {new[name].reason})", markup=False, highlight=False)
+        expected = new
 
     counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
     print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    categories = defaultdict(int)
+    for r in results:
+        if r.status == "failed":
+            categories[r.category] += 1
+    if categories:
+        print("failed by category: " + ", ".join(f"{n} {c}" for c, n in sorted(categories.items())))
     if args.check:
-        regressions, fixed = check_against_expected(results, read_expected_failures())
-        for name, reason in regressions.items():
+        report = check_against_expected(results, expected, None if args.select else suite_names)
+        for name, reason in report.regressions.items():
             print(f"REGRESSION {name}: {reason}", file=sys.stderr)
-        for name in fixed:
-            print(f"NOW PASSES {name}: remove it from {EXPECTED_FAILURES.name}", file=sys.stderr)
-        return EXIT_MISMATCH if regressions or fixed else EXIT_OK
+        for name, how in report.changed.items():
+            print(f"FAILS DIFFERENTLY {name}: {how}", file=sys.stderr)
+        for name in report.fixed:
+            print(f"NOW PASSES {name}: remove it from {expected_path.name}", file=sys.stderr)
+        for name in report.unknown:
+            print(f"NOT IN SUITE {name}: listed in {expected_path.name} but no such case", file=sys.stderr)
+        return EXIT_OK if report.ok else EXIT_MISMATCH
     return EXIT_OK
 
 
