@@ -59,7 +59,7 @@ def main(model: str, feeds_path: str, out: str | None = None) -> int:
     if out:
         notes = NOTES + (
             " all-MiniLM-L6-v2 (real weights, real tokens): the ONNX file and tokenized feeds carried to the GPU "
-            "machine; the first output is compared.")
+            "machine; the first output is compared (over every feed), not every output.")
         print("wrote", write_results(out, collect_metadata(command_line(), device="cuda", notes=notes), records))
     return 0 if ok else 1
 
