@@ -1,8 +1,10 @@
-"""The results format (greenrt.tools.results): the validator refuses what breaks the format, naming the file,
-record and field."""
+"""The results format (greenrt.tools.results): every committed results file follows it, the README's measured
+section is what scripts/readme_results.py renders from them, and the validator refuses what breaks the format."""
 
 import copy
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,11 +12,48 @@ from greenrt.tools.results import (
     FORMAT,
     ResultsFormatError,
     collect_metadata,
+    dumps_results,
     load_results,
     make_record,
     validate_results,
     write_results,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench/results"
+IMAGES = {".png", ".jpg", ".jpeg", ".svg"}
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("readme_results", ROOT / "scripts/readme_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _results_files():
+    return sorted(p for p in RESULTS.iterdir() if p.is_file() and p.suffix.lower() not in IMAGES)
+
+
+@pytest.mark.parametrize("path", _results_files(), ids=lambda p: p.name)
+def test_every_results_file_validates(path):
+    assert path.suffix == ".json", f"{path}: results files are greenrt-results/1 JSON (or images)"
+    data = load_results(path)
+    assert data["format"] == FORMAT
+    # written by write_results: re-serializing gives the same bytes (fixed key order, indent, newline)
+    text = path.read_text()
+    one_line = '\n  {"model": ' in text  # write_results(..., one_line_records=True)
+    assert dumps_results(data["metadata"], data["records"], one_line_records=one_line) == text, (
+        f"{path} is not in write_results' layout")
+
+
+def test_readme_measured_section_is_generated():
+    gen = _generator()
+    readme = (ROOT / "README.md").read_text()
+    assert gen.render(readme) == readme, (
+        "README.md's generated results blocks differ from bench/results/*.json: run "
+        "`python scripts/readme_results.py` (and do not edit between the results:begin/end markers by hand)")
+
 
 def _valid():
     records = [
@@ -89,3 +128,12 @@ def test_collect_metadata_without_a_gpu():
     assert meta["device"]  # the CPU's name
     validate_results({"format": FORMAT, "metadata": meta,
                       "records": [make_record("m", "r", "fp32", 1, "cpu", latency_ms_p50=1.0)]})
+
+
+def test_rounding_rules():
+    gen = _generator()
+    assert [gen.num(x) for x in (0.4700800031, 5.3955, 26.88, 26293.76, 1.9246)] == ["0.470", "5.40", "26.9",
+                                                                                      "26,294", "1.92"]
+    assert gen.err(0.0008676470024511218) == "8.68e-4" and gen.tol(1e-4) == "1e-4"
+    assert gen.pct(1.0) == "100%" and gen.pct(0.9895833) == "99.0%" and gen.pct(0.99999) != "100%"
+    assert gen.ms(None) == gen.ratio(None) == gen.NOT_MEASURED  # a null is never shown as a number
