@@ -3,22 +3,26 @@ conv call, against onnxruntime, in one process with alternating rounds (the box'
 round).
 
     python bench/cpu_engine_ab.py --out bench/results/cpu_engine_ab.json
+
+Writes greenrt-results/1 (src/greenrt/tools/results.py): one record per variant with each round's median
+(rounds_ms), the median of those (latency_ms_p50) and the median per-round ratio to NCHW unfused.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from greenrt.tools.results import collect_metadata, command_line, make_record, write_results  # noqa: E402
+
+BASE = "greenrt engine nchw unfused"
 
 
 def _median_ms(fn, runs: int) -> float:
@@ -55,7 +59,8 @@ def main() -> int:
         sessions[layout] = greenrt.InferenceSession(engine)
     ort_sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ref = ort_sess.run(None, {"image": x})[0]
-    variants = {"nchw unfused": ("nchw", False), "nhwc unfused": ("nhwc", False), "nhwc oneDNN fused": ("nhwc", True)}
+    variants = {"greenrt engine nchw unfused": ("nchw", False), "greenrt engine nhwc unfused": ("nhwc", False),
+                "greenrt engine nhwc oneDNN fused": ("nhwc", True)}
     rows: dict[str, list[float]] = {name: [] for name in [*variants, "onnxruntime"]}
     errors = {}
     for _ in range(args.rounds):
@@ -67,18 +72,20 @@ def main() -> int:
             errors[name] = float(np.abs(out - ref).max() / np.abs(ref).max())
         rows["onnxruntime"].append(_median_ms(lambda: ort_sess.run(None, {"image": x}), args.runs))
     fused._ONEDNN["ok"] = True
-    base = np.array(rows["nchw unfused"])
-    summary = {name: {"median_ms": float(np.median(v)), "per_round_ratio_vs_nchw_unfused": float(np.median(np.array(v) / base))}
-               for name, v in rows.items()}
-    for name, s in summary.items():
+    base = np.array(rows[BASE])
+    records = []
+    for name, v in rows.items():
+        extra = {"max_rel_err_vs_onnxruntime": errors[name]} if name in errors else {}
+        ratio = float(np.median(np.array(v) / base))
+        records.append(make_record("efficientnet_lite0", name, "fp32", 1, "cpu", latency_ms_p50=float(np.median(v)),
+                                   rounds_ms=v, round_latency_ratio_vs={BASE: ratio}, weights="ImageNet", **extra))
         err = f", max rel err vs onnxruntime {errors[name]:.2e}" if name in errors else ""
-        print(f"{name:20s} {s['median_ms']:7.2f} ms  (x{s['per_round_ratio_vs_nchw_unfused']:.3f} of NCHW unfused){err}")
-    Path(args.out).write_text(json.dumps({
-        "device": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "onnxruntime": ort.__version__, "greenrt": greenrt.__version__,
-        "model": "efficientnet_lite0 (ImageNet weights)", "batch": 1, "precision": "fp32",
-        "command": "python " + " ".join(sys.argv), "summary": summary, "rounds_ms": rows,
-        "max_rel_err_vs_onnxruntime": errors}, indent=1))
+        print(f"{name:32s} {np.median(v):7.2f} ms  (x{ratio:.3f} of NCHW unfused){err}")
+    notes = (f"{args.rounds} alternating rounds in one process; rounds_ms: each round's median of {args.runs} runs; "
+             "latency_ms_p50: the median of those round medians; round_latency_ratio_vs: the median of the per-round "
+             "ratios (the box's speed drifts: compare within a round). onnxruntime: CPUExecutionProvider, same input.")
+    meta = collect_metadata(command_line(), device="cpu", notes=notes)
+    print("wrote", write_results(args.out, meta, records))
     return 0
 
 

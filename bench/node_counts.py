@@ -2,18 +2,27 @@
 simplifying passes alone (no-op removal, constant/shape folding, dead code) and after the whole pipeline (fusions).
 
     python bench/node_counts.py --out bench/results/node_counts_vs_onnxslim.json
+
+Writes greenrt-results/1 (src/greenrt/tools/results.py): one record per model and graph (the export, onnxslim's,
+greenrt's simplifying passes, greenrt's whole pipeline) with its node count.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from greenrt.tools.results import collect_metadata, command_line, make_record, write_results  # noqa: E402
+
+RUNNERS = {"onnx": "onnx export", "onnxslim": "onnxslim", "greenrt_simplify": "greenrt simplifying passes",
+           "greenrt_full": "greenrt all passes"}
+NOTES = ("Graph node counts of each corpus export: the ONNX file as exported, after onnxslim, after greenrt's "
+         "simplifying passes alone (no-op removal, constant/shape folding, Reshape simplification, dead code, Pad into "
+         "Conv) and after greenrt's whole pass list (with fusions). Device-independent (no device).")
 
 
 def main() -> int:
@@ -33,7 +42,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "bench/results/node_counts_vs_onnxslim.json"))
     ap.add_argument("--models", nargs="*", default=[n for n, e in CORPUS.items() if not e.heavy])
     args = ap.parse_args()
-    rows = []
+    records = []
     for name in args.models:
         path = CORPUS[name].export()
         original = onnx.load(str(path))
@@ -45,12 +54,12 @@ def main() -> int:
         optimize(full)
         row = {"model": name, "onnx": len(original.graph.node), "onnxslim": len(slim.graph.node),
                "greenrt_simplify": simple.graph.num_nodes(), "greenrt_full": full.graph.num_nodes()}
-        rows.append(row)
+        records += [make_record(name, runner, None, None, None, timed=False, nodes=row[key])
+                    for key, runner in RUNNERS.items()]
         print(f"{name:28s} onnx {row['onnx']:5d}  onnxslim {row['onnxslim']:5d}  greenrt simplify "
               f"{row['greenrt_simplify']:5d}  greenrt full {row['greenrt_full']:5d}")
-    out = {"rows": rows, "onnxslim": onnxslim.__version__, "onnx": onnx.__version__, "date": time.strftime("%Y-%m-%d"),
-           "command": "python " + " ".join(sys.argv)}
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    meta = collect_metadata(command_line(), device=None, notes=NOTES)
+    print("wrote", write_results(args.out, meta, records))
     return 0
 
 

@@ -5,15 +5,14 @@
 For each model and engine: max relative error of the logits (the tensor under the final Sigmoid/Softmax) against
 onnxruntime fp32 on the corpus feeds (what the search saw) and on held-out rendered text, how often the
 probability output makes the same call (DB threshold 0.3 / argmax), how many layers the search kept fp32, and
-batch-1 latency (median of CUDA-event-timed runs) at the first feed's shape. Prediction written before the run
-is in bench/NOTES.md.
+batch-1 latency (median and p99 of CUDA-event-timed runs) at the first feed's shape. Prediction written before
+the run is in bench/NOTES.md. Writes greenrt-results/1 (src/greenrt/tools/results.py): one record per model and
+engine.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,18 +25,31 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def _latency_ms(session, feeds, device, iters=100) -> float:
+from greenrt.tools.results import collect_metadata, command_line, make_record, write_results  # noqa: E402
+
+NOTES = ("Errors on the logits under the final Sigmoid/Softmax against onnxruntime fp32 (CPU): on the corpus feeds "
+         "the search saw, and on held-out rendered text (_held_out); same_call: the lowest share of positions where "
+         "the probabilities make the same call (DB threshold 0.3 / argmax); search_kept_fp32_layers of search_layers: "
+         "what the accuracy search kept fp32 (--max-error: the corpus entry's fp16_max_error, else 5e-3). Latency: "
+         "batch 1 at the first feed's shape, {timer}.")
+
+
+def _latency_ms(session, feeds, device, iters=100) -> tuple[float, float]:
+    """(median, p99) in ms: CUDA events on a GPU, wall clock per call on the CPU."""
     x = {k: torch.from_numpy(v).to(device) for k, v in feeds.items()}
     if device == "cuda":
-        from resnet50_engine import latency_ms  # the CUDA-event timing the ResNet-50 benchmark uses
+        from resnet50_engine import latency_times_ms  # the CUDA-event timing the ResNet-50 benchmark uses
 
-        return latency_ms(session.run_device, x, warmup=10, iters=iters)
-    for _ in range(10):
-        session.run(None, x)
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        session.run(None, x)
-    return (time.perf_counter() - t0) / iters * 1e3
+        times = latency_times_ms(session.run_device, x, warmup=10, iters=iters)
+    else:
+        for _ in range(10):
+            session.run(None, x)
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            session.run(None, x)
+            times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times)), float(np.percentile(times, 99))
 
 
 def main() -> int:
@@ -51,7 +63,7 @@ def main() -> int:
     ap.add_argument("--models", nargs="+", default=["ppocr_det", "ppocr_rec"])
     ap.add_argument("--out", default=str(ROOT / "bench/results/ppocr_fp16.json"))
     args = ap.parse_args()
-    rows = []
+    records = []
     for name in args.models:
         entry = CORPUS[name]
         path, feeds = entry.export(), entry.inputs()
@@ -73,8 +85,8 @@ def main() -> int:
             build_s = time.perf_counter() - t0
             session = greenrt.InferenceSession(engine, device=args.device)
             names = [o.name for o in session.get_outputs()]
-            row = {"model": name, "engine": label, "build_s": round(build_s, 2)}
-            for part, group, group_refs in (("searched", feeds, refs[:len(feeds)]), ("held_out", held, refs[len(feeds):])):
+            row = {"build_s": round(build_s, 2)}
+            for part, group, group_refs in (("", feeds, refs[:len(feeds)]), ("_held_out", held, refs[len(feeds):])):
                 errs, agree = [], []
                 for f, ref in zip(group, group_refs):
                     ours = dict(zip(names, session.run(None, f)))
@@ -83,19 +95,26 @@ def main() -> int:
                         o, r = ours[logit_name].astype(np.float32), ref[logit_name]
                         errs.append(float(np.abs(o - r).max() / np.abs(r).max()))
                         agree.append(decision_agreement(ours[prob_name], ref[prob_name]))
-                row[f"logits_max_rel_err_{part}"] = max(errs) if errs else None
-                row[f"same_call_{part}"] = min(agree) if agree else None
+                row[f"max_rel_err_vs_onnxruntime_logits{part}"] = max(errs) if errs else None
+                row[f"same_call_vs_onnxruntime{part}"] = min(agree) if agree else None
             search = header["report"].get("accuracy_search")
-            row["kept_fp32"] = f"{search['kept_fp32']}/{search['layers']}" if search else ""
-            row["latency_ms_b1"] = round(_latency_ms(session, feeds[0], args.device), 3)
-            rows.append(row)
-            print(f"{name:10s} {label:17s} logits err {row['logits_max_rel_err_searched']:.2e} / held-out "
-                  f"{row['logits_max_rel_err_held_out']:.2e}, same call {row['same_call_held_out']:.4f}, "
-                  f"fp32 kept {row['kept_fp32'] or '-':8s} {row['latency_ms_b1']:.3f} ms  build {build_s:.1f} s")
-    device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
-    Path(args.out).write_text(json.dumps({
-        "device": device, "torch": torch.__version__, "greenrt": greenrt.__version__, "batch": 1,
-        "command": "python " + " ".join(sys.argv), "rows": rows}, indent=1))
+            row["search_kept_fp32_layers"] = search["kept_fp32"] if search else None
+            row["search_layers"] = search["layers"] if search else None
+            p50, p99 = _latency_ms(session, feeds[0], args.device)
+            precision = label.split()[0]
+            records.append(make_record(name, f"greenrt engine {label}", precision, 1, args.device,
+                                       latency_ms_p50=p50, latency_ms_p99=p99, **row))
+            kept = f"{search['kept_fp32']}/{search['layers']}" if search else "-"
+            held_err = row["max_rel_err_vs_onnxruntime_logits_held_out"]
+            held_call = row["same_call_vs_onnxruntime_held_out"]
+            print(f"{name:10s} {label:17s} logits err {row['max_rel_err_vs_onnxruntime_logits']:.2e} / held-out "
+                  f"{held_err if held_err is None else f'{held_err:.2e}'}, same call "
+                  f"{held_call if held_call is None else f'{held_call:.4f}'}, fp32 kept {kept:8s} {p50:.3f} ms  "
+                  f"build {build_s:.1f} s")
+    timer = ("median and p99 of 100 CUDA-event-timed runs after 10 warm-up runs" if args.device == "cuda"
+             else "median and p99 of 100 wall-clock-timed runs after 10 warm-up runs")
+    meta = collect_metadata(command_line(), device=args.device, notes=NOTES.format(timer=timer))
+    print("wrote", write_results(args.out, meta, records))
     return 0
 
 

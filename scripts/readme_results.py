@@ -1,0 +1,431 @@
+"""Render the README's measured figures from bench/results/*.json (greenrt-results/1, src/greenrt/tools/results.py).
+
+    python scripts/readme_results.py           # rewrite the generated blocks of README.md
+    python scripts/readme_results.py --check   # exit 1, with a diff, if README.md is not what the files give
+
+README.md marks each generated block as <!-- results:begin NAME --> ... <!-- results:end NAME -->: everything
+between the two markers is rendered here (BLOCKS), so a hand edit there, or a results file changed without a
+re-render, fails the test suite (tests/tools/test_results.py). Every figure is computed from the records when this
+runs; ratios only ever from records of the same file (the same run). Rounding rules: the functions under
+"Rounding", nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from greenrt.tools.results import RATIO_FIELDS, load_results  # noqa: E402
+
+README = ROOT / "README.md"
+RESULTS = ROOT / "bench/results"
+WIDTH = 115  # the README's line width
+RATIO = {kind: compute for kind, (_, compute) in RATIO_FIELDS.items()}
+
+
+# -- Rounding: the only place a measured number becomes text ---------------------------------------------------
+NOT_MEASURED = "not measured"  # what a null (not measured) renders as, wherever it appears
+
+
+def _measured(fmt):
+    def wrapped(x, *args):
+        return NOT_MEASURED if x is None else fmt(x, *args)
+
+    wrapped.__doc__ = fmt.__doc__
+    return wrapped
+
+
+@_measured
+def num(x: float, sig: int = 3) -> str:
+    """3 significant digits in fixed point (0.470, 5.40, 26.9); from 100 up the rounded integer with thousands
+    separators (660, 26,294)."""
+    if x == 0:
+        return "0"
+    if abs(x) >= 10 ** (sig - 1):
+        return f"{round(x):,}"
+    rounded = float(f"{x:.{sig}g}")
+    decimals = max(0, sig - 1 - math.floor(math.log10(abs(rounded))))
+    return f"{rounded:,.{decimals}f}"
+
+
+@_measured
+def ms(x: float) -> str:
+    return f"{num(x)} ms"
+
+
+@_measured
+def seconds(x: float) -> str:
+    return f"{num(x)} s"
+
+
+@_measured
+def ratio(x: float) -> str:
+    return f"{num(x)}x"
+
+
+@_measured
+def err(x: float) -> str:
+    """Errors: 3 significant digits, scientific with a short exponent (8.68e-4)."""
+    if x == 0:
+        return "0"
+    mantissa, exponent = f"{x:.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def tol(x: float) -> str:
+    """A tolerance or threshold someone chose, not a measurement: as short as it is (1e-4, 5e-3)."""
+    mantissa, exponent = f"{x:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+@_measured
+def pct(fraction: float) -> str:
+    """A share as a percentage, 3 significant digits; never shows 100% unless it is exactly 1."""
+    if fraction == 1:
+        return "100%"
+    sig = 3
+    while num(100 * fraction, sig) in ("100", "100.0"):
+        sig += 1
+    return f"{num(100 * fraction, sig)}%"
+
+
+@_measured
+def count(n: int) -> str:
+    return f"{n:,}"
+
+
+@_measured
+def mj(joules: float) -> str:
+    return f"{num(joules * 1e3)} mJ"
+
+
+@_measured
+def img_per_s(x: float) -> str:
+    return f"{num(x)} img/s"
+
+
+@_measured
+def watts(x: float) -> str:
+    return f"{num(x)} W"
+
+
+@_measured
+def share_of(fraction: float, n: int) -> str:
+    """'190 of 192' for a share of n items."""
+    return f"{count(round(fraction * n))} of {count(n)}"
+
+
+def quotient(a, b):
+    """a / b, None (not measured) if either is."""
+    return None if a is None or b is None else a / b
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+class Results:
+    """One results file: its metadata, records and how to cite it."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.path = RESULTS / name
+        data = load_results(self.path)
+        self.meta, self.records = data["metadata"], data["records"]
+
+    def one(self, **match) -> dict:
+        found = [r for r in self.records if all(r.get(k) == v for k, v in match.items())]
+        if len(found) != 1:
+            raise SystemExit(f"{self.path}: {len(found)} records match {match} (expected one)")
+        return found[0]
+
+    def where(self, **match) -> list[dict]:
+        return [r for r in self.records if all(r.get(k) == v for k, v in match.items())]
+
+    def ratio(self, kind: str, rec: dict, other_runner: str) -> float:
+        """A ratio between two records of this file (see RATIO_FIELDS)."""
+        other = self.one(model=rec["model"], batch=rec["batch"], runner=other_runner)
+        return RATIO[kind](rec, other)
+
+    def file(self) -> str:
+        return f"`bench/results/{self.name}`"
+
+    def cite(self, versions=("torch",)) -> str:
+        """'`bench/results/x.json`: NVIDIA H100 80GB HBM3, driver 580.159.04, torch 2.11.0+cu130, 2026-11-24,
+        `python bench/x.py ...`' (only what the file records)."""
+        m = self.meta
+        parts = [m["device"]] if m["device"] else []
+        if m["driver"]:
+            parts.append(f"driver {m['driver']}")
+        parts += [f"{v} {m['versions'][v]}" for v in versions if v in m["versions"]]
+        parts.append(m["date"][:10])
+        return f"{self.file()}: {', '.join(parts)}, `{m['command']}`"
+
+
+def load_all() -> dict[str, Results]:
+    return {p.name: Results(p.name) for p in sorted(RESULTS.glob("*.json"))}
+
+
+_KEEP_TOGETHER = re.compile(r"(?<=\d) (?=(ms|s|MB|W|mJ|img/s|of \d)\b)"  # a number and its unit
+                            r"| (?=[-+*>#] )|(?<= [-+*>#]) ")  # a lone '+' starting a line would make it a list item
+_BLOCK_START = re.compile(r"^(\d{1,9}[.)]|[-+*>#|])( |$)")
+
+
+def para(text: str) -> str:
+    """A prose paragraph wrapped to the README's width, a number kept on the line of its unit (code spans may
+    wrap: Markdown joins the lines with a space)."""
+    text = _KEEP_TOGETHER.sub("\0", " ".join(text.split()))
+    lines = textwrap.wrap(text, WIDTH, break_long_words=False, break_on_hyphens=False)
+    lines = [line.replace("\0", " ") for line in lines]
+    for line in lines[1:]:
+        if _BLOCK_START.match(line):
+            raise SystemExit(f"a wrapped line would start a Markdown block: {line!r}; reword the paragraph")
+    return "\n".join(lines)
+
+
+# -- blocks -------------------------------------------------------------------------------------------------------
+def block_install(r: dict[str, Results]) -> str:
+    f = r["install_sizes.json"]
+    runtime, build, reference = (f.one(runner=n)["venv_mb"] for n in
+                                 ("greenrt", "greenrt[build]", "greenrt[build] + greenrt[reference]"))
+    return (f"runtime {count(runtime)} MB, + builder {count(build)} MB (+{count(build - runtime)}), + onnxruntime "
+            f"{count(reference)} MB (+{count(reference - build)})")
+
+
+def block_ppocr_det(r: dict[str, Results]) -> str:
+    f = r["ppocr_fp16_h100.json"]
+    plain = f.one(model="ppocr_det", runner="greenrt engine fp16")
+    return f"{err(plain['max_rel_err_vs_onnxruntime_logits'])} on its logits in the committed run"
+
+
+def block_conformance_cuda(r: dict[str, Results]) -> str:
+    f = r["conformance_cuda_h100.json"]
+    n = {s: len(f.where(status=s)) for s in ("passed", "failed", "skipped")}
+    return (f"**{count(n['passed'])} passed, {count(n['failed'])} failed, {count(n['skipped'])} skipped** on CUDA "
+            f"({f.meta['device']}, {f.file()})")
+
+
+def _resnet(r: dict[str, Results]) -> str:
+    f = r["resnet50_fp16_h100.json"]
+    ours, eager, comp = "greenrt engine fp16", "torch eager fp16 channels_last", "torch.compile fp16 (reduce-overhead)"
+    runners = list(dict.fromkeys(rec["runner"] for rec in f.records))
+    big = max(rec["batch"] for rec in f.records)
+    rows = ["| runner | batch 1 latency | batch " + str(big) + " throughput | energy per image | power |",
+            "| --- | ---: | ---: | ---: | ---: |"]
+    for name in runners:
+        b1, bb = f.one(runner=name, batch=1), f.one(runner=name, batch=big)
+        rows.append(f"| {name} | {ms(b1['latency_ms_p50'])} | {img_per_s(bb['items_per_s'])} | "
+                    f"{mj(bb['joules_per_item'])} | {watts(bb['watts'])} |")
+    o1, ob = f.one(runner=ours, batch=1), f.one(runner=ours, batch=big)
+    c1, cb, e1 = f.one(runner=comp, batch=1), f.one(runner=comp, batch=big), f.one(runner=eager, batch=1)
+    text = (
+        f"greenrt: {ratio(f.ratio('latency_speedup_vs', o1, eager))} eager and "
+        f"{ratio(f.ratio('latency_speedup_vs', o1, comp))} torch.compile at batch 1, "
+        f"{ratio(f.ratio('throughput_ratio_vs', ob, eager))} and {ratio(f.ratio('throughput_ratio_vs', ob, comp))} "
+        f"at batch {big}; energy per image {ratio(quotient(ob['joules_per_item'], cb['joules_per_item']))} "
+        f"torch.compile's. "
+        f"fp16 vs fp32 eager on {o1['accuracy_items']} random images: max rel err {err(o1['max_rel_err_vs_fp32'])}, "
+        f"top-1 agreement {pct(o1['top1_agreement_vs_fp32'])} (eager fp16: {err(e1['max_rel_err_vs_fp32'])}, "
+        f"{pct(e1['top1_agreement_vs_fp32'])}). Engine build {seconds(o1['build_s'])} (torch.compile: "
+        f"{seconds(c1['compile_s'])}). Source: {f.cite(('torch', 'triton'))}.")
+    head = ("**ResNet-50 fp16 engine vs PyTorch**, one run, random weights (plot: "
+            "`bench/results/resnet50_fp16_h100.png`; prediction vs outcome for each step: `bench/NOTES.md`):")
+    return "\n\n".join([para(head), "\n".join(rows), para(text)])
+
+
+def _efficientnet(r: dict[str, Results]) -> str:
+    f = r["efficientnet_lite0_precision_h100.json"]
+    parts = []
+    for rec in f.records:
+        agree = rec["top1_agreement_vs_fp32"]
+        parts.append(f"{rec['precision']} engine top-1 agreement with fp32 {pct(agree)} "
+                     f"({share_of(agree, rec['items'])}), "
+                     f"{pct(rec['top1_agreement_vs_fp32_confident'])} on the {count(rec['confident_items'])} crops "
+                     f"where fp32 is >= 50% sure, max rel logit err {err(rec['max_rel_err_vs_fp32'])}")
+    items = f.records[0]["items"]
+    return para(f"**EfficientNet-Lite0 fp16/bf16 accuracy** (ImageNet weights) on {count(items)} real photo crops: "
+                + "; ".join(parts) + f". Source: {f.cite()}.")
+
+
+def _ppocr(r: dict[str, Results]) -> str:
+    f = r["ppocr_fp16_h100.json"]
+    rows = ["| model | engine | logits max rel err: search feeds / held out | layers kept fp32 | batch 1 | build |",
+            "| --- | --- | --- | ---: | ---: | ---: |"]
+    for rec in f.records:
+        kept = (f"{rec['search_kept_fp32_layers']} of {rec['search_layers']}"
+                if rec["search_layers"] is not None else "-")
+        rows.append(f"| {rec['model']} | {rec['runner'].removeprefix('greenrt engine ')} | "
+                    f"{err(rec['max_rel_err_vs_onnxruntime_logits'])} / "
+                    f"{err(rec['max_rel_err_vs_onnxruntime_logits_held_out'])} | {kept} | "
+                    f"{ms(rec['latency_ms_p50'])} | {seconds(rec['build_s'])} |")
+    worst_call = min(rec[k] for rec in f.records for k in ("same_call_vs_onnxruntime",
+                                                           "same_call_vs_onnxruntime_held_out"))
+    head = ("**PP-OCRv4 fp16 with the accuracy search** (`--max-error`), errors on the logits under the final "
+            "Sigmoid/Softmax against onnxruntime fp32, on the corpus images the search saw and on held-out rendered "
+            "text:")
+    text = (f"The probabilities make the same call (DB threshold 0.3 / argmax) at >= {pct(worst_call)} of positions "
+            f"in every row. Source: {f.cite()}.")
+    return "\n\n".join([para(head), "\n".join(rows), para(text)])
+
+
+def _corpus(r: dict[str, Results]) -> str:
+    f, m = r["corpus_h100.json"], r["corpus_minilm_h100.json"]
+
+    def summary(recs, label):
+        ok = [x for x in recs if x["max_rel_err_vs_onnxruntime"] <= x["tolerance_rel"]]
+        worst = max(recs, key=lambda x: x["max_rel_err_vs_onnxruntime"])
+        return (f"{label} {len(ok)} of {len(recs)} within {tol(recs[0]['tolerance_rel'])} (largest "
+                f"{err(worst['max_rel_err_vs_onnxruntime'])}, {worst['model']})")
+
+    measured = [x for x in f.records if "max_rel_err_vs_onnxruntime" in x]
+    groups = [("ONNX files", "greenrt onnx"), ("fp32 engines", "greenrt engine fp32"),
+              ("fp16 engines", "greenrt engine fp16")]
+    parts = [summary([x for x in measured if x["runner"] == runner], label) for label, runner in groups]
+    searched = [x for x in measured if x.get("search_layers")]
+    search = ", ".join(f"{x['model']} {x['search_kept_fp32_layers']} of {x['search_layers']}" for x in searched)
+    not_run = [x for x in f.records if x.get("status") == "not run"]
+    skipped = "".join(f" Not run: {x['model']} ({x['reason']})." for x in not_run)
+    labels = {"greenrt onnx": "ONNX file", "greenrt engine fp32": "fp32 engine", "greenrt engine fp16": "fp16 engine"}
+    minilm = ", ".join(f"{labels.get(x['runner'], x['runner'])} {err(x['max_rel_err_vs_onnxruntime'])}"
+                       for x in m.records)
+    return para(
+        f"**Real-model corpus on CUDA vs onnxruntime** (max |greenrt - ort| / max |ort| over every output and input "
+        f"shape): {'; '.join(parts)}; layers the accuracy search kept fp32: {search}.{skipped} Source: "
+        f"{f.cite(('torch', 'onnxruntime'))} ({f.meta.get('outcome', '')}). all-MiniLM-L6-v2, an earlier run the "
+        f"same day: {minilm}. Source: {m.cite(('torch', 'onnxruntime'))}.")
+
+
+def _conformance(r: dict[str, Results]) -> str:
+    f = r["conformance_cuda_h100.json"]
+    n = {s: len(f.where(status=s)) for s in ("passed", "failed", "skipped")}
+    return para(f"**ONNX node conformance on CUDA**: {count(len(f.records))} cases, {count(n['passed'])} passed, "
+                f"{count(n['failed'])} failed, {count(n['skipped'])} skipped. Source: {f.cite()}.")
+
+
+_NODE_EXAMPLES = {"bert_base": "BERT-base", "vit_b_16": "ViT-B/16", "resnet50": "ResNet-50",
+                  "ppocr_cls": "PP-OCR classifier"}
+
+
+def _node_counts(r: dict[str, Results]) -> str:
+    f = r["node_counts_vs_onnxslim.json"]
+    models = list(dict.fromkeys(x["model"] for x in f.records))
+
+    def nodes(model, runner):
+        return f.one(model=model, runner=runner)["nodes"]
+
+    fewer = [x for x in models if nodes(x, "greenrt all passes") < nodes(x, "onnxslim")]
+    slim_ahead = [x for x in models if nodes(x, "greenrt simplifying passes") > nodes(x, "onnxslim")]
+    examples = ", ".join(f"{label} {count(nodes(x, 'onnx export'))} -> {count(nodes(x, 'greenrt all passes'))} vs "
+                         f"{count(nodes(x, 'onnxslim'))}" for x, label in _NODE_EXAMPLES.items())
+    text = (f"**Graph simplification vs onnxslim** (node counts): after greenrt's passes {len(fewer)} of "
+            f"{len(models)} corpus exports have fewer nodes than onnxslim leaves (export -> greenrt vs onnxslim: "
+            f"{examples}); with only the simplifying passes (no fusions) onnxslim leaves fewer on {len(slim_ahead)} of "
+            f"{len(models)}")
+    if "bert_base" in slim_ahead:
+        text += (f" (e.g. BERT-base {count(nodes('bert_base', 'greenrt simplifying passes'))} vs "
+                 f"{count(nodes('bert_base', 'onnxslim'))})")
+    return para(text + f". Source: {f.cite(('onnx', 'onnxslim'))}.")
+
+
+def _cpu_ab(r: dict[str, Results]) -> str:
+    f = r["cpu_engine_ab.json"]
+    base = "greenrt engine nchw unfused"
+    parts = []
+    for rec in f.records:
+        label = rec["runner"].removeprefix("greenrt engine ")
+        rel = "" if rec["runner"] == base else f" (x{num(f.ratio('round_latency_ratio_vs', rec, base))} per round)"
+        parts.append(f"{label} {ms(rec['latency_ms_p50'])}{rel}")
+    ort_speedup = f.ratio("latency_speedup_vs", f.one(runner="onnxruntime"), "greenrt engine nhwc oneDNN fused")
+    worst = max(x["max_rel_err_vs_onnxruntime"] for x in f.records if "max_rel_err_vs_onnxruntime" in x)
+    return para(
+        f"**CPU, EfficientNet-Lite0 fp32 engine, batch 1** ({f.meta['host']['torch_threads']} threads, alternating "
+        f"rounds in one process): {', '.join(parts)}; onnxruntime is {ratio(ort_speedup)} faster than the fused "
+        f"engine in the same run; greenrt's outputs within {err(worst)} of it. Source: "
+        f"{f.cite(('torch', 'onnxruntime'))}.")
+
+
+def _sensitivity(r: dict[str, Results]) -> str:
+    f = r["fp16_sensitivity_h100.json"]
+    parts = []
+    for model in dict.fromkeys(x["model"] for x in f.records):
+        recs = f.where(model=model)
+        plain = next(x for x in recs if x["layer_precision"] == "")
+        best = min(recs, key=lambda x: x["max_rel_err_vs_onnxruntime"])
+        parts.append(f"{model} all fp16 {err(plain['max_rel_err_vs_onnxruntime'])}, best with "
+                     f"`{best['layer_precision']}` {err(best['max_rel_err_vs_onnxruntime'])}")
+    return para(f"**fp16 sensitivity of PP-OCRv4 by op type** (before the accuracy search; max rel err of every "
+                f"output vs onnxruntime with one op group kept fp32): {'; '.join(parts)}. Source: {f.cite()}.")
+
+
+def _install(r: dict[str, Results]) -> str:
+    f = r["install_sizes.json"]
+    return para(f"**Install sizes** (`du -sm` of a fresh venv, CPU torch wheel): {block_install(r)}. Source: "
+                f"{f.cite(('torch', 'python'))}.")
+
+
+def block_measured(r: dict[str, Results]) -> str:
+    intro = para("Rendered by `python scripts/readme_results.py` from the files under `bench/results/` "
+                 "(greenrt-results/1, `src/greenrt/tools/results.py`); the test suite fails when this section and "
+                 "the files disagree. Each source is one run; every ratio compares runners of the same run.")
+    sections = [intro, _resnet(r), _efficientnet(r), _ppocr(r), _corpus(r), _conformance(r), _node_counts(r),
+                _cpu_ab(r), _sensitivity(r), _install(r)]
+    return "\n" + "\n\n".join(sections) + "\n"
+
+
+BLOCKS = {
+    "install": block_install,
+    "ppocr-det": block_ppocr_det,
+    "conformance-cuda": block_conformance_cuda,
+    "measured": block_measured,
+}
+
+
+# -- README -------------------------------------------------------------------------------------------------------
+_BLOCK = re.compile(r"(<!-- results:begin (?P<name>[\w-]+) -->)(?P<body>.*?)(<!-- results:end (?P=name) -->)", re.S)
+
+
+def render(readme: str, results: dict[str, Results] | None = None) -> str:
+    """README text with every generated block re-rendered; an unknown or missing block is an error."""
+    results = results if results is not None else load_all()
+    found = [m["name"] for m in _BLOCK.finditer(readme)]
+    missing = set(BLOCKS) - set(found)
+    unknown = set(found) - set(BLOCKS)
+    if missing or unknown or len(found) != len(set(found)):
+        raise SystemExit(f"README.md: generated blocks {found}; expected each of {sorted(BLOCKS)} once")
+
+    def block(m) -> str:
+        try:
+            return m[1] + BLOCKS[m["name"]](results) + m[4]
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            raise SystemExit(f"README block {m['name']!r}: {type(exc).__name__}: {exc} (a results file it reads lacks "
+                             f"a field or holds a value of the wrong type)") from exc
+
+    return _BLOCK.sub(block, readme)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the rendering")
+    args = ap.parse_args()
+    current = README.read_text()
+    rendered = render(current)
+    if args.check:
+        if rendered != current:
+            sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), rendered.splitlines(True),
+                                                       "README.md", "rendered from bench/results"))
+            print("README.md is stale: run `python scripts/readme_results.py`", file=sys.stderr)
+            return 1
+        return 0
+    if rendered != current:
+        README.write_text(rendered)
+        print("README.md: generated blocks rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
