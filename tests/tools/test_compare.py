@@ -10,6 +10,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from greenrt.tools import compare as compare_mod
+from greenrt.tools.cli import main
 from greenrt.tools.compare import MATCH, MISMATCH, WITHIN_SPREAD, judge, reference_spread, spread_of
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -183,3 +184,65 @@ def test_onnx_reference_not_run_says_why(ln_path):
 def test_extra_outputs_are_measured(ln_path):
     spreads = reference_spread(str(ln_path), _feeds(), extra_outputs=["d"])
     assert list(spreads) == ["y", "d"] and len(spreads["d"].references) == 5
+
+
+def test_cli_within_reference_spread_exit_0(ln_path, capsys):
+    argv = ["compare", str(ln_path), "--shapes", "x:4x768"]
+    assert main(argv + ["--no-spread"]) == 1  # the fixed tolerance alone calls it a mismatch
+    assert "verdict: MISMATCH" in capsys.readouterr().out
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "verdict: within reference spread (K=2)" in out
+    assert "reference spread" in out and "onnxruntime DISABLE_ALL" in out  # the pair that disagreed
+    assert "closest reference to greenrt:" in out
+    assert "references: onnxruntime ENABLE_ALL, onnxruntime ENABLE_EXTENDED" in out
+    # K is the user's: at K = 0.5 the same error is beyond the spread
+    assert main(argv + ["--spread-multiple", "0.5"]) == 1
+    assert "verdict: MISMATCH" in capsys.readouterr().out
+
+
+def test_cli_greenrt_really_wrong_exit_1_despite_the_spread(ln_path, monkeypatch, capsys):
+    """Sqrt 1% too large in greenrt's registry: 1% of the output is ~8x the references' spread -> MISMATCH."""
+    from greenrt.ops import REGISTRY
+
+    calls = []
+    real_lookup = REGISTRY.lookup
+
+    def lookup(domain, op_type, opset):
+        impl = real_lookup(domain, op_type, opset)
+        if op_type != "Sqrt" or impl is None:
+            return impl
+
+        def wrong_sqrt(x):
+            calls.append(1)
+            return impl.fn(x) * 1.01
+
+        return dataclasses.replace(impl, fn=wrong_sqrt)
+
+    monkeypatch.setattr(REGISTRY, "lookup", lookup)
+    assert main(["compare", str(ln_path), "--shapes", "x:4x768"]) == 1
+    out = capsys.readouterr().out
+    assert calls  # the broken op ran
+    assert "verdict: MISMATCH" in out
+    assert "> allowed" in out and "reference spread" in out  # judged against the spread, and still beyond it
+
+
+def test_cli_reference_timeout_is_reported(ln_path, capsys):
+    assert main(["compare", str(ln_path), "--shapes", "x:4x768", "--reference-timeout", "0.01"]) == 0
+    assert "onnx.reference: timed out after 0.01s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["--spread-multiple", "--reference-timeout"])
+def test_cli_rejects_non_positive(flag, ln_path, capsys):
+    assert main(["compare", str(ln_path), flag, "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err
+
+
+def test_cli_engine_extra_outputs_are_compared(mlp_path, tmp_path, capsys):
+    """An engine built with --outputs returns the marked tensor too; compare checks it against onnxruntime's."""
+    engine = tmp_path / "mlp.engine"
+    assert main(["build", str(mlp_path), "-o", str(engine), "--device", "cpu", "--outputs", "logits"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(engine), "--shapes", "x:4x8"]) == 0
+    out = capsys.readouterr().out
+    assert "logits" in out and "probs" in out and "verdict: match" in out

@@ -34,6 +34,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="load an engine built for other versions or another device anyway (with a warning)")
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="greenrt", description="ONNX inference optimizer and runtime over torch")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
@@ -72,12 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--save-outputs", help="write outputs to this .npz file")
 
-    p = sub.add_parser("compare", help="run greenrt and onnxruntime on the same inputs and compare outputs")
+    p = sub.add_parser("compare", help="run greenrt and onnxruntime on the same inputs and compare outputs; over the "
+                                       "tolerance, judge the error against the references' own spread")
     _add_model_args(p)
-    p.add_argument("--reference", help="ONNX model onnxruntime runs when MODEL is an engine (default: the "
-                                       "model path recorded in the engine)")
-    p.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    p.add_argument("--reference", help="ONNX model the references run (default: MODEL, or for an engine the model "
+                                       "path recorded in it)")
+    p.add_argument("--rtol", type=float, default=1e-4,
+                   help="relative tolerance, times max|reference| (default 1e-4)")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    p.add_argument("--spread-multiple", type=_positive_float, default=2.0, metavar="K",
+                   help="an output over the tolerance still passes ('within reference spread', exit 0) when its error "
+                        "is at most K times the largest difference among the references: onnxruntime at its four "
+                        "graph optimization levels and onnx.reference (default 2)")
+    p.add_argument("--no-spread", action="store_true",
+                   help="judge by the fixed tolerance alone: do not run the references again to measure their spread")
+    p.add_argument("--reference-timeout", type=_positive_float, default=5.0, metavar="SECONDS",
+                   help="time limit for onnx.reference when measuring the spread; past it the spread is measured "
+                        "among onnxruntime's levels alone (default 5)")
 
     p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos, greenrt vs onnxruntime")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

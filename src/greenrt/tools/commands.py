@@ -307,29 +307,87 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _compare_reference(args, session) -> tuple[str, list[str]]:
+    """The ONNX file onnxruntime runs (--reference, else the engine's recorded model, else MODEL) and the extra
+    outputs an engine built with --outputs returns after the graph outputs."""
+    if session.header is None:
+        return args.reference or args.model, []
+    config = session.header.get("config", {})
+    reference = args.reference or config.get("model")
+    if not reference:
+        raise GreenrtError("this engine records no source model; pass the ONNX file with --reference")
+    return reference, list(config.get("outputs") or [])
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _explain(v, with_closest: bool) -> list[str]:
+    """Plain lines saying why an output is not a plain match: the error, the tolerance, the spread and its pair."""
+    from .compare import WITHIN_SPREAD
+
+    lines = [f"{v.name}: {v.verdict}" + (f" (K={v.k:g})" if v.verdict == WITHIN_SPREAD else "")]
+    err = f"greenrt vs onnxruntime: max abs err {_fmt(v.max_abs)} (rel {_fmt(v.max_rel)}) > tolerance {_fmt(v.tolerance)}"
+    discrete = v.note.startswith("discrete output")  # judged element by element, not by K x spread
+    if v.spread is not None and v.spread.usable and not discrete:
+        err += f", {'<=' if v.ok else '>'} allowed {_fmt(v.allowed)} = max(tolerance, K={v.k:g} x spread)"
+    lines.append(err)
+    if v.spread is not None and v.spread.pair is not None:
+        a, b = v.spread.pair
+        lines.append(f"reference spread {_fmt(v.spread.max_abs)} abs (rel {_fmt(v.spread.max_rel)}): {a} vs {b}")
+    if with_closest and v.closest is not None:
+        lines.append(f"closest reference to greenrt: {v.closest[0]}, max abs err {_fmt(v.closest[1])}")
+    if v.note:
+        lines.append(v.note)
+    return lines
+
+
 def cmd_compare(args) -> int:
-    from .compare import compare_outputs, run_onnxruntime
+    from . import compare
 
     session, feeds = _session_and_inputs(args)
-    reference = args.model
-    if session.header is not None:
-        reference = args.reference or session.header.get("config", {}).get("model")
-        if not reference:
-            raise GreenrtError("this engine records no source model; pass the ONNX file with --reference")
+    reference, extras = _compare_reference(args, session)
     ours = _run_session(session, feeds)
-    theirs = run_onnxruntime(reference, feeds)
+    theirs = compare.run_onnxruntime(reference, feeds, extras) if extras else compare.run_onnxruntime(reference, feeds)
     names = [o.name for o in session.get_outputs()]
-    report = compare_outputs(names, ours, theirs, rtol=args.rtol, atol=args.atol)
+    if len(theirs) != len(names):
+        raise GreenrtError(f"greenrt returns {len(names)} outputs ({names}) but onnxruntime returns {len(theirs)} for "
+                           f"{reference}: is --reference the model this engine was built from?")
+    verdicts = [compare.judge(n, o, {"onnxruntime": t}, args.rtol, args.atol) for n, o, t in zip(names, ours, theirs)]
+    spreads = None
+    if not args.no_spread and not all(v.ok for v in verdicts):
+        console.print(f"over the tolerance: measuring the references' own spread (onnxruntime at "
+                      f"{len(compare.ORT_LEVELS)} optimization levels, onnx.reference up to "
+                      f"{args.reference_timeout:g}s)", highlight=False)
+        spreads = compare.reference_spread(reference, feeds, extras, timeout_s=args.reference_timeout)
+        verdicts = [v if v.ok or n not in spreads else
+                    compare.judge(n, o, {"onnxruntime": t, **spreads[n].references}, args.rtol, args.atol,
+                                  spreads[n], args.spread_multiple)
+                    for v, n, o, t in zip(verdicts, names, ours, theirs)]
+
     table = Table(title=f"greenrt ({session.device.type}) vs onnxruntime (cpu)")
     for col in ("output", "shape", "max abs err", "max rel err", "verdict"):
         table.add_column(col)
-    for row in report:
-        table.add_row(
-            row.name, str(row.shape), f"{row.max_abs:.3g}", f"{row.max_rel:.3g}",
-            "[green]match[/green]" if row.ok else f"[red]MISMATCH[/red] {row.note}",
-        )
+    if spreads is not None:
+        table.add_column("ref spread abs / rel")
+    for v in verdicts:
+        style = {compare.MATCH: "green", compare.WITHIN_SPREAD: "yellow"}.get(v.verdict, "red")
+        shown = "within spread" if v.verdict == compare.WITHIN_SPREAD else v.verdict
+        cells = [escape(v.name), str(v.shape), _fmt(v.max_abs), _fmt(v.max_rel), f"[{style}]{shown}[/{style}]"]
+        if spreads is not None:
+            sp = spreads.get(v.name)
+            cells.append(f"{_fmt(sp.max_abs)} / {_fmt(sp.max_rel)}" if sp is not None else "not measured")
+        table.add_row(*cells)
     console.print(table)
-    ok = all(r.ok for r in report)
-    print("verdict: match" if ok else "verdict: MISMATCH")
-    return EXIT_OK if ok else EXIT_MISMATCH
-
+    for v in verdicts:
+        if v.verdict != compare.MATCH:
+            print("\n  ".join(_explain(v, with_closest=spreads is not None)))
+    if spreads:
+        skipped = next(iter(spreads.values())).skipped
+        ran = next(iter(spreads.values())).references
+        print("references: " + ", ".join(ran) + "".join(f"; {label}: {why}" for label, why in skipped.items()))
+    worst = (compare.MISMATCH if any(v.verdict == compare.MISMATCH for v in verdicts) else
+             compare.WITHIN_SPREAD if any(v.verdict == compare.WITHIN_SPREAD for v in verdicts) else compare.MATCH)
+    print(f"verdict: {worst}" + (f" (K={args.spread_multiple:g})" if worst == compare.WITHIN_SPREAD else ""))
+    return EXIT_MISMATCH if worst == compare.MISMATCH else EXIT_OK
