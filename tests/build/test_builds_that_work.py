@@ -199,3 +199,15 @@ def test_run_with_shapes_for_the_dynamic_dims(pool_model, capsys):
     assert main(["run", str(pool_model), "--shapes", "x:1x3x32x32"]) == 0
     captured = capsys.readouterr()
     assert "y: float32 [1, 4, 1, 1]" in captured.out and "made-up" not in captured.err
+
+
+def test_fp16_range_fallback_observes_made_up_shapes_when_the_model_takes_them(mlp_path, tmp_path):
+    """Dynamic batch, no samples: the range fallback still sees activations (random inputs at batch 1), and the
+    report says they were not real data; the engine itself stays unchecked."""
+    header = build_engine(mlp_path, tmp_path / "m.engine", BuildConfig(device="cpu", precision="fp16"),
+                          log=lambda m: None)
+    report = header["report"]
+    assert report["precision"]["observed_batches"] == 1
+    reasons = {s["check"]: s["reason"] for s in report["skipped_checks"]}
+    assert "made-up shapes {'x': [1, 8]}" in reasons["fp16 range fallback on real data"]
+    assert "engine not checked" in reasons["accuracy"]

@@ -18,12 +18,16 @@ import torch
 
 import greenrt
 from greenrt.onnx.dtypes import torch_to_numpy
-from greenrt.tools.compare import compare_arrays, run_onnxruntime
+from greenrt.tools.compare import compare_arrays, judge, reference_spread, run_onnxruntime
 from greenrt.zoo.third_party import THIRD_PARTY, fetch
 
 REL_TOL = 1e-4  # relative to the reference output's largest magnitude
 FP16_REL_TOL = 1e-2
 FP16_SEARCH_TARGET = 5e-3  # half the tolerance, as the main corpus does
+# Past the fixed tolerance, an fp32 output still passes when greenrt's error is within this multiple of how far the
+# references disagree among themselves (greenrt compare's rule): published graphs can amplify rounding, and
+# onnxruntime's own kernels can be the odd one out (openwakeword_hey_jarvis: its approximate Sigmoid).
+SPREAD_MULTIPLE = 2.0
 
 # The ONNX file itself does not run in greenrt today: model -> the node, the op and the error.
 RUN_XFAIL = {
@@ -62,6 +66,13 @@ def _feeds(name: str) -> tuple:
 
 
 @functools.lru_cache(maxsize=None)
+def _spread(name: str, index: int) -> dict:
+    """How far the references disagree among themselves on a feed (onnxruntime's optimization levels and
+    onnx.reference): measured only where greenrt misses the fixed tolerance."""
+    return reference_spread(str(fetch(name)), _feeds(name)[index], timeout_s=60.0)
+
+
+@functools.lru_cache(maxsize=None)
 def _reference(name: str, index: int) -> tuple:
     return tuple(run_onnxruntime(str(fetch(name)), _feeds(name)[index]))
 
@@ -80,6 +91,15 @@ def _compare(name: str, what: str, session, device: str, rtol: float) -> float:
             # engines return the model's dtypes whatever their precision: no cast here that would hide a wrong one
             assert o.dtype == r.dtype, f"{name} {what} output {out_name}: dtype {o.dtype} vs {r.dtype}"
             report = compare_arrays(out_name, o, r, rtol=rtol if is_float else 0.0, atol=0.0)
+            if not report.ok and is_float:  # the corpus rule: within SPREAD_MULTIPLE x the references' own spread
+                spread = _spread(name, i)[out_name]
+                verdict = judge(out_name, o, {"onnxruntime": r}, rtol=rtol, atol=0.0, spread=spread,
+                                k=SPREAD_MULTIPLE)
+                print(f"{name} {what} feed {i} output {out_name}: {verdict.verdict} (err {verdict.max_abs:.3g}, "
+                      f"references' spread {spread.max_abs:.3g} between {spread.pair})")
+                assert verdict.ok, (f"{name} {what} feed {i} output {out_name}: {verdict.verdict}, max rel err "
+                                    f"{report.max_rel:.3g} (tolerance {rtol}), {verdict.note}")
+                continue
             assert report.ok, (f"{name} {what} feed {i} output {out_name}: max rel err {report.max_rel:.3g} "
                                f"(tolerance {rtol if is_float else 0}) {report.note}")
             assert np.abs(r).max() > 0, f"{name}: reference output {out_name} is all zeros; inputs too weak"

@@ -127,8 +127,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
         if prec_feeds:
             observed = observe_ranges(model, [{k: v.cpu() for k, v in c.feeds.items()} for c in prec_feeds])
         elif config.precision == "fp16":
-            skipped.append({"check": "fp16 range fallback", "reason": "no inputs to observe activation ranges on "
-                            f"(only weights were checked): {no_shapes_reason}"})
+            observed = _observe_made_up(model, ref_runner, config, skipped, no_shapes_reason, log)
         if config.max_error is not None:
             if not prec_feeds:
                 raise GreenrtError(f"--max-error measures the error on sample inputs and there are none: "
@@ -176,6 +175,25 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
                           profiles=[p.to_json() for p in config.profiles], report=report)
     log(f"wrote {output} ({Path(output).stat().st_size / 2**20:.1f} MiB)")
     return header
+
+
+def _observe_made_up(model, ref_runner: Runner, config: BuildConfig, skipped: list, no_shapes_reason: str, log):
+    """The fp16 range fallback's last resort when no shape is known to suit the model: random inputs with the
+    dynamic dims made up (as `greenrt run` makes them). Ranges seen on them are a weak guide, but better than
+    weights alone; the engine is still not *checked* on them. If the model rejects them, the fallback sees only the
+    weights, and the report says why."""
+    check = CheckInputs("random", "made-up shapes", random_feeds(ref_runner, {}, config.seed))
+    ref, why = run_reference(ref_runner, check)
+    shapes = {k: list(v.shape) for k, v in check.feeds.items()}
+    if ref is None:
+        skipped.append({"check": "fp16 range fallback", "reason": "no inputs to observe activation ranges on (only "
+                        f"weights were checked): {no_shapes_reason}; {why}"})
+        return None
+    log(f"fp16 range fallback: no sample inputs; activation ranges observed on random inputs at made-up shapes "
+        f"{shapes} (give --inputs for ranges of real data)")
+    skipped.append({"check": "fp16 range fallback on real data", "reason": "activation ranges observed on random "
+                    f"inputs at made-up shapes {shapes} only: {no_shapes_reason}"})
+    return observe_ranges(model, [{k: v.cpu() for k, v in check.feeds.items()}])
 
 
 def _memory_report(runner: Runner, ref_runner: Runner, config: BuildConfig, specs, samples, log,

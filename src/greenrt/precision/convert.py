@@ -95,6 +95,7 @@ class PrecisionReport:
             "default": self.default,
             "counts": self.counts,
             "casts_inserted": self.casts_inserted,
+            "observed_batches": self.observed_batches,  # sample batches the range fallback saw (0: weights only)
             "kept_or_overridden": [{"node": n.node, "op_type": n.op_type, "precision": n.precision,
                                     "reason": n.reason} for n in self.nodes if n.reason],
             "warnings": list(self.warnings),

@@ -671,12 +671,14 @@ def _entries() -> list[ThirdPartyModel]:
             "David Scripka (openWakeWord)", "speech: wake-word detection", "CC BY-NC-SA 4.0 (openWakeWord models)",
             "torch 1.12 export; a data-dependent If: the detector's score >= 0.5 runs a second 'verifier' MLP in the "
             "then-branch, else the score passes through; the feeds take both branches; LayerNorm written out. "
-            "onnxruntime's approximate CPU Sigmoid is 5.4e-4 off float64 on the quiet feed (see rtol)",
-            # 1e-3, not 1e-4: on the quiet feed the output is one saturated probability, 4.319024e-6 in float64
-            # (logit -12.35); greenrt gives 4.319023e-6 and onnx.reference 4.319027e-6, but onnxruntime's CPU
-            # Sigmoid (an approximation) gives 4.321337e-6, 5.4e-4 off, at every graph optimization level. A lone
-            # Sigmoid in onnxruntime 1.32 is off by 2e-4 at x = -8, 6.6e-4 at -12.35, 17% at -15, 100% at -18.
-            _hey_jarvis_inputs, rtol=1e-3, wheel_mb=9.3,
+            "onnxruntime's approximate CPU Sigmoid is 5.4e-4 off float64 on the quiet feed: greenrt passes by the "
+            "reference-spread rule, not by a looser tolerance",
+            # On the quiet feed the output is one saturated probability, 4.319024e-6 in float64 (logit -12.35);
+            # greenrt gives 4.319023e-6 and onnx.reference 4.319027e-6, but onnxruntime's CPU Sigmoid (an
+            # approximation) gives 4.321337e-6, 5.4e-4 off, at every graph optimization level. A lone Sigmoid in
+            # onnxruntime 1.32 is off by 2e-4 at x = -8, 6.6e-4 at -12.35, 17% at -15, 100% at -18. The corpus test
+            # measures that spread (onnxruntime vs onnx.reference) and greenrt's 5.4e-4 is within 2x of it.
+            _hey_jarvis_inputs, wheel_mb=9.3,
             companions=(("openwakeword/resources/models/embedding_model.onnx",
                          "ba754db3cd768a524c655ea90655ee5e6055a43b8dfd29366a11e93716ae9e51"),)),
         ThirdPartyModel(
