@@ -33,11 +33,8 @@ from .test_passes import _init, _model, _scalars, _vi
 R = np.random.default_rng(0)
 
 KNOWN_BUGS = {  # case -> what the pass does there today
-    "size-1 constant of higher rank": "fold_conv_affine folds a [1,1,1,1,1] scale and loses the fifth dim",
-    "x/sqrt(2) is a graph output": "fuse_gelu raises ValueError removing the Div that is a graph output",
     "keepdims=0": "fuse_layernorm ignores keepdims=0 and computes another function",
-    "mean is a graph output": "fuse_layernorm raises ValueError removing the ReduceMean that is a graph output",
-    "var + eps is a graph output": "fuse_layernorm raises ValueError removing the Add that is a graph output",
+    "size-1 constant of higher rank": "fold_conv_affine folds a [1,1,1,1,1] scale and loses the fifth dim",
     "mask widens the batch": "fuse_attention fuses a mask that widens the scores; SDPA cannot",
     "mask of rank 5": "fuse_attention fuses a mask that widens the scores; SDPA cannot",
 }
@@ -243,8 +240,7 @@ def _gelu(half=0.5, sqrt2=2 ** 0.5, one=1.0, scaled_out=False, domain=""):
 
 @pytest.mark.parametrize("kwargs", [{"half": 0.4}, {"sqrt2": 2.0}, {"one": 2.0}, {"scaled_out": True}],
                          ids=["0.4 for 0.5", "2 for sqrt(2)", "2 + erf", "x/sqrt(2) is a graph output"])
-def test_fuse_gelu_does_not_fire(kwargs, request):
-    _known_bug(request, "x/sqrt(2) is a graph output" if kwargs.get("scaled_out") else "")
+def test_fuse_gelu_does_not_fire(kwargs):
     _not_fired(_gelu(**kwargs), [FuseGelu()], {"x": _randn(4, 16, scale=2)})
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import onnx_ir as ir
 
 from .base import GREENRT_DOMAIN, RewritePass, only_consumer, replace_node
-from .patterns import close, consumer, other_input, producer, scalar
+from .patterns import close, consumer, other_input, producer, read_only_inside, scalar
 
 
 @dataclass
@@ -42,13 +42,15 @@ def _match(erf: ir.Node) -> _Gelu | None:
         m2 = consumer(m1.outputs[0], "Mul")
         if m2 is None or not close(scalar(other_input(m2, m1.outputs[0])), 0.5):
             return None
-        return _Gelu(x, [first, erf, add, m1, m2], m2.outputs[0], erf.name)
+        nodes, out = [first, erf, add, m1, m2], m2.outputs[0]
+        return _Gelu(x, nodes, out, erf.name) if read_only_inside(nodes, out) else None
     half = producer(partner, "Mul")  # (x * 0.5) * (1 + erf)
     if half is None or half.inputs[0] is not x or not close(scalar(half.inputs[1]), 0.5):
         return None
     if only_consumer(half.outputs[0]) is not m1:
         return None
-    return _Gelu(x, [half, first, erf, add, m1], m1.outputs[0], erf.name)
+    nodes, out = [half, first, erf, add, m1], m1.outputs[0]
+    return _Gelu(x, nodes, out, erf.name) if read_only_inside(nodes, out) else None
 
 
 class FuseGelu(RewritePass[_Gelu]):

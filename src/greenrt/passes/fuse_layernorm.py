@@ -11,7 +11,7 @@ import numpy as np
 import onnx_ir as ir
 
 from .base import GREENRT_DOMAIN, RewritePass, add_initializer, const_array, replace_node
-from .patterns import close, consumer, other_input, producer, reduce_axes, scalar
+from .patterns import close, consumer, other_input, producer, read_only_inside, reduce_axes, scalar
 
 
 def _last_axes(axes: list[int] | None, rank: int | None) -> int | None:
@@ -67,9 +67,6 @@ def _match(div: ir.Node) -> _LayerNorm | None:
     axis = _last_axes(axes1, rank)
     if axis is None or _last_axes(axes2, rank) != axis:
         return None
-    users_of_d = {id(n) for n, _ in d.uses()}
-    if users_of_d != {id(sq), id(div)} or d.is_graph_output():
-        return None
     nodes, out, gamma, beta = [rm1, sub, sq, rm2, add_eps, sqrt, div], div.outputs[0], None, None
     mul = consumer(out, "Mul")
     if mul is not None and const_array(other_input(mul, out)) is not None:
@@ -79,6 +76,8 @@ def _match(div: ir.Node) -> _LayerNorm | None:
         if add is not None and const_array(other_input(add, out)) is not None:
             beta, out = other_input(add, out), add.outputs[0]
             nodes.append(add)
+    if not read_only_inside(nodes, out):
+        return None
     return _LayerNorm(x, gamma, beta, axis, eps, nodes, out, div.name)
 
 

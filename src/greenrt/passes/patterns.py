@@ -20,6 +20,14 @@ def consumer(value: ir.Value, op_type: str) -> ir.Node | None:
     return node if is_onnx(node) and node.op_type == op_type else None
 
 
+def read_only_inside(nodes: list[ir.Node], out: ir.Value) -> bool:
+    """Every value ``nodes`` produce but ``out`` is read only by ``nodes`` and is no graph output: one fused node
+    that computes ``out`` loses nothing (else the replacement could not remove them)."""
+    inside = {id(n) for n in nodes}
+    return all(v is out or (not v.is_graph_output() and all(id(user) in inside for user, _ in v.uses()))
+               for n in nodes for v in n.outputs)
+
+
 def scalar(value: ir.Value | None) -> float | None:
     c = const_array(value)
     if c is None or c.size != 1:
