@@ -33,7 +33,6 @@ from .test_passes import _init, _model, _scalars, _vi
 R = np.random.default_rng(0)
 
 KNOWN_BUGS = {  # case -> what the pass does there today
-    "keepdims=0": "fuse_layernorm ignores keepdims=0 and computes another function",
     "size-1 constant of higher rank": "fold_conv_affine folds a [1,1,1,1,1] scale and loses the fifth dim",
     "mask widens the batch": "fuse_attention fuses a mask that widens the scores; SDPA cannot",
     "mask of rank 5": "fuse_attention fuses a mask that widens the scores; SDPA cannot",
@@ -300,8 +299,7 @@ def _layernorm(shape=(2, 5, 16), axes=(-1,), eps=None, two=2.0, keepdims=1, extr
     {"extra_outputs": ("ve",)},
 ], ids=["epsilon not scalar", "x^4 for x^2", "not the last axis", "keepdims=0", "mean is a graph output",
         "var + eps is a graph output"])
-def test_fuse_layernorm_does_not_fire(kwargs, request):
-    _known_bug(request, request.node.callspec.id)
+def test_fuse_layernorm_does_not_fire(kwargs):
     shape = kwargs.get("shape", (2, 5, 16))
     _not_fired(_layernorm(**kwargs), [FuseLayerNorm()], {"x": _randn(*shape, scale=3) + 1}, rtol=1e-4)
 

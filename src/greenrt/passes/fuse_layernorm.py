@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from .base import GREENRT_DOMAIN, RewritePass, add_initializer, const_array, replace_node
+from .base import GREENRT_DOMAIN, RewritePass, add_initializer, attr, const_array, replace_node
 from .patterns import close, consumer, other_input, producer, read_only_inside, reduce_axes, scalar
 
 
@@ -67,6 +67,8 @@ def _match(div: ir.Node) -> _LayerNorm | None:
     axis = _last_axes(axes1, rank)
     if axis is None or _last_axes(axes2, rank) != axis:
         return None
+    if not (attr(rm1, "keepdims", 1) and attr(rm2, "keepdims", 1)):
+        return None  # a mean without its reduced dims broadcasts against x along other axes
     nodes, out, gamma, beta = [rm1, sub, sq, rm2, add_eps, sqrt, div], div.outputs[0], None, None
     mul = consumer(out, "Mul")
     if mul is not None and const_array(other_input(mul, out)) is not None:
