@@ -34,8 +34,6 @@ R = np.random.default_rng(0)
 
 KNOWN_BUGS = {  # case -> what the pass does there today
     "size-1 constant of higher rank": "fold_conv_affine folds a [1,1,1,1,1] scale and loses the fifth dim",
-    "mask widens the batch": "fuse_attention fuses a mask that widens the scores; SDPA cannot",
-    "mask of rank 5": "fuse_attention fuses a mask that widens the scores; SDPA cannot",
 }
 
 
@@ -307,8 +305,7 @@ def test_fuse_layernorm_does_not_fire(kwargs):
 # -- fuse_attention ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", ["mask widens the batch", "mask of rank 5", "softmax not on the last axis",
                                   "per-head scale", "probabilities are a graph output", "rank-2 q"])
-def test_fuse_attention_does_not_fire(case, request):
-    _known_bug(request, case)
+def test_fuse_attention_does_not_fire(case):
     b, h, s, d = 2, 3, 5, 8
     q_shape, mask_shape, axis = [b, h, s, d], [b, 1, 1, s], -1
     out_shape = [b, h, s, d]

@@ -28,6 +28,17 @@ class _Attention:
     name: str | None  # the Softmax's, for the fused node
 
 
+def _mask_fits(mask: ir.Value | None, scores: ir.Value) -> bool:
+    """The mask broadcasts to the scores' shape without widening it, as SDPA's attn_mask must: no more dims, and
+    no dim that is not 1 where the scores have another size. Dims not known statically are let through."""
+    if mask is None or mask.shape is None or scores.shape is None:
+        return True
+    if len(mask.shape) > len(scores.shape):
+        return False
+    return not any(isinstance(m, int) and isinstance(s, int) and m != 1 and m != s
+                   for m, s in zip(reversed(list(mask.shape)), reversed(list(scores.shape))))
+
+
 def _match(softmax: ir.Node, opset: int) -> _Attention | None:
     if not _softmax_on_last_axis(softmax, opset):
         return None
@@ -40,6 +51,8 @@ def _match(softmax: ir.Node, opset: int) -> _Attention | None:
                 nodes.insert(0, add)
                 break
         else:
+            return None
+        if not _mask_fits(mask, s):
             return None
     for op_type in ("Div", "Mul"):
         sc = producer(s, op_type)
