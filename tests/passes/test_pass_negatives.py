@@ -32,16 +32,6 @@ from .test_passes import _init, _model, _scalars, _vi
 
 R = np.random.default_rng(0)
 
-KNOWN_BUGS = {  # case -> what the pass does there today
-    "size-1 constant of higher rank": "fold_conv_affine folds a [1,1,1,1,1] scale and loses the fifth dim",
-}
-
-
-def _known_bug(request, case):
-    if case in KNOWN_BUGS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case]))
-
-
 def _randn(*shape, scale=1.0):
     return (R.standard_normal(shape) * scale).astype(np.float32)
 
@@ -126,10 +116,9 @@ def test_fold_conv_affine_does_not_fire(case):
     _not_fired(_model(nodes, inputs, outputs, inits), [FoldConvAffine()], feeds)
 
 
-def test_fold_conv_affine_size_one_constant_of_higher_rank_does_not_fire(request):
+def test_fold_conv_affine_size_one_constant_of_higher_rank_does_not_fire():
     """A [1,1,1,1,1] scale is one value, but Mul broadcasts the 4-D conv output to 5-D: folding it would lose a
     dim."""
-    _known_bug(request, "size-1 constant of higher rank")
     nodes = [helper.make_node("Conv", ["x", "W"], ["c"]), helper.make_node("Mul", ["c", "s"], ["y"])]
     model = _model(nodes, [_vi("x", [2, 3, 6, 6])], [_vi("y", [1, 2, 4, 4, 4])],
                    [_init("W", [4, 3, 3, 3]), _init("s", [1, 1, 1, 1, 1])])

@@ -16,6 +16,8 @@ from .base import RewritePass, add_initializer, attr, const_array, is_onnx, only
 
 def _per_channel(c: np.ndarray, channels: int, rank: int) -> np.ndarray | None:
     """``c`` as a [C] vector if it broadcasts over a conv output of ``rank`` dims only along the channel axis."""
+    if c.ndim > rank:
+        return None  # it would add dims to the conv output, even where it holds one value
     if c.size == 1:
         return np.full(channels, c.reshape(()).item(), dtype=c.dtype)
     shape = list(c.shape)
