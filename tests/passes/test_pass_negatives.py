@@ -125,6 +125,23 @@ def test_fold_conv_affine_size_one_constant_of_higher_rank_does_not_fire():
     _not_fired(model, [FoldConvAffine()], {"x": _randn(2, 3, 6, 6)})
 
 
+def test_fold_conv_affine_stops_at_a_link_of_unknown_rank():
+    """Conv * s + t where shape inference left the Mul's output without a shape: the Mul folds, the Add (no telling
+    whether t is per channel of an unknown rank) stays, and nothing raises."""
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"]), helper.make_node("Mul", ["c", "s"], ["m"]),
+             helper.make_node("Add", ["m", "t"], ["y"])]
+    model = _model(nodes, [_vi("x", [2, 3, 6, 6])], [_vi("y", [2, 4, 4, 4])],
+                   [_init("W", [4, 3, 3, 3]), _init("s", [4, 1, 1]), _init("t", [4, 1, 1])])
+    feeds = {"x": _randn(2, 3, 6, 6)}
+    ir_model = load_model(model)
+    (mul,) = [n for n in ir_model.graph if n.op_type == "Mul"]
+    mul.outputs[0].shape = None
+    (report,) = optimize(ir_model, [FoldConvAffine()])
+    assert report.count == 1 and [n.op_type for n in ir_model.graph] == ["Conv", "Add"]
+    (y,) = Executor.from_model(ir_model).run({"x": torch.from_numpy(feeds["x"])})
+    np.testing.assert_allclose(y.numpy(), _reference(model, feeds)[0], rtol=1e-5, atol=1e-5)
+
+
 # -- fold_pad_into_conv ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", ["non-zero value", "channel pads", "reflect", "pad output read twice",
                                   "conv auto_pad"])
