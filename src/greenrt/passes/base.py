@@ -53,6 +53,7 @@ class RewritePass(GraphPass, Generic[M]):
     creates_domain: str | None = None  # the domain of the nodes rewrites create, imported (version 1) once one fired
 
     def is_anchor(self, node: ir.Node) -> bool:
+        """Whether ``match`` is asked about ``node`` (a pass whose anchors are no fixed op list overrides it)."""
         return node.op_type in self.op_types and node.domain in self.domains
 
     def match(self, node: ir.Node, graph: ir.Graph) -> M | None:

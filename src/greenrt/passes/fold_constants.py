@@ -15,7 +15,7 @@ from ..errors import GreenrtError
 from ..onnx.dtypes import as_str, numpy_to_torch, torch_to_numpy
 from ..ops import REGISTRY, OpContext, load_all
 from ..ops.registry import canonical_domain
-from .base import PassReport, RewritePass, add_initializer, attr, const_array
+from .base import PassReport, RewritePass, add_initializer, attr, const_array, is_onnx
 
 
 def tensor_value(tensor: ir.TensorProtocol, device: torch.device):
@@ -80,7 +80,7 @@ def _shape_constant(node: ir.Node) -> np.ndarray | None:
 def _shape_dims(value: ir.Value | None) -> list | None:
     """The dims a Shape node's output holds (ints where static, None where not), or None if not from Shape."""
     node = value.producer() if value is not None else None
-    if node is None or node.op_type != "Shape" or node.domain not in ("", "ai.onnx"):
+    if not is_onnx(node) or node.op_type != "Shape":
         return None
     src = node.inputs[0]
     if src is None or src.shape is None:
