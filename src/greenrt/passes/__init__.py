@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from .base import GraphPass, PassReport
+from .base import GraphPass, PassReport, RewritePass
 from .dead_code import EliminateDeadCode
 from .fold_batchnorm import FoldBatchNorm
 from .fold_constants import FoldConstants
@@ -50,4 +50,4 @@ def optimize(model: ir.Model, passes: list[GraphPass] | None = None) -> list[Pas
     return [p(model) for p in (passes if passes is not None else default_pipeline())]
 
 
-__all__ = ["GraphPass", "PassReport", "optimize", "default_pipeline"]
+__all__ = ["GraphPass", "RewritePass", "PassReport", "optimize", "default_pipeline"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .base import attr, const_array, only_consumer
+from .base import GREENRT_DOMAIN, ONNX_DOMAINS, attr, const_array, only_consumer
 
 
 def absorb_activation(out: ir.Value, nodes: list[ir.Node]) -> tuple[str, list[float], ir.Value]:
@@ -25,19 +25,16 @@ def match_activation(value: ir.Value) -> tuple[str, list[float], list[ir.Node], 
     if silu:
         return silu
     node = only_consumer(value)
-    if node is None or node.domain not in ("", "ai.onnx", "greenrt") or node.inputs[0] is not value:
+    if node is None or node.domain not in (*ONNX_DOMAINS, GREENRT_DOMAIN) or node.inputs[0] is not value:
         return None
     t = node.op_type
-    if node.domain == "greenrt" and t == "Gelu":
-        name = "GeluTanh" if attr(node, "approximate", "none") == "tanh" else "Gelu"
-        return name, [], [node], node.outputs[0]
     if t in ("Relu", "Sigmoid", "Tanh", "HardSwish"):
         return t, [], [node], node.outputs[0]
     if t == "LeakyRelu":
         return t, [attr(node, "alpha", 0.01)], [node], node.outputs[0]
     if t == "HardSigmoid":
         return t, [attr(node, "alpha", 0.2), attr(node, "beta", 0.5)], [node], node.outputs[0]
-    if t == "Gelu":
+    if t == "Gelu":  # ONNX's (opset 20) or greenrt's
         name = "GeluTanh" if attr(node, "approximate", "none") == "tanh" else "Gelu"
         return name, [], [node], node.outputs[0]
     if t == "Clip":

@@ -1,13 +1,16 @@
-"""What every graph pass shares: the GraphPass interface, its report, and small onnx-ir graph helpers."""
+"""What every graph pass shares: the GraphPass interface, its report, the RewritePass base for pattern rewrites,
+and small onnx-ir graph helpers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 import onnx_ir as ir
 
 GREENRT_DOMAIN = "greenrt"
+ONNX_DOMAINS = ("", "ai.onnx")  # the default domain, as written or spelled out
 
 
 @dataclass
@@ -33,7 +36,67 @@ class GraphPass:
         return report
 
 
+M = TypeVar("M")  # what a RewritePass's match found: the nodes, values and constants its rewrite needs
+
+
+class RewritePass(GraphPass, Generic[M]):
+    """A pattern rewrite (Inductor's register_replacement, hidet's source()/target(), onnxruntime's Fusion.apply()):
+    a subclass says which nodes anchor the pattern, ``match`` decides on one anchor, ``rewrite`` applies what it
+    found. The sweep, the domain check, the count, the report details and the opset import are written here once.
+
+    The sweep visits the main graph's nodes in order as they stood when it began (nodes a rewrite creates are not
+    visited); an anchor an earlier rewrite of the same sweep removed is skipped.
+    """
+
+    op_types: tuple[str, ...] = ()  # the anchors' op types ...
+    domains: tuple[str, ...] = ONNX_DOMAINS  # ... and domains
+    creates_domain: str | None = None  # the domain of the nodes rewrites create, imported (version 1) once one fired
+
+    def is_anchor(self, node: ir.Node) -> bool:
+        """Whether ``match`` is asked about ``node`` (a pass whose anchors are no fixed op list overrides it)."""
+        return node.op_type in self.op_types and node.domain in self.domains
+
+    def match(self, node: ir.Node, graph: ir.Graph) -> M | None:
+        """What the rewrite at anchor ``node`` needs, or None where the pattern does not hold. Pure: it reads the
+        graph and never changes it."""
+        raise NotImplementedError
+
+    def rewrite(self, graph: ir.Graph, match: M) -> str | None | list[str | None]:
+        """Apply ``match`` to ``graph``. Returns the report's detail line for this rewrite (None where the pass's
+        report keeps only the count), or a list with one entry per rewrite where one match stands for several
+        (a chain folded link by link)."""
+        raise NotImplementedError
+
+    def new_domain(self, graph: ir.Graph) -> str | None:
+        """The domain to import once a rewrite fired (``creates_domain`` unless it depends on the model)."""
+        return self.creates_domain
+
+    def apply(self, model: ir.Model, report: PassReport) -> int:
+        graph = model.graph
+        count = 0
+        for node in list(graph):
+            if node.graph is not graph or not self.is_anchor(node):
+                continue  # removed by an earlier rewrite of this sweep, or not an anchor
+            found = self.match(node, graph)
+            if found is None:
+                continue
+            done = self.rewrite(graph, found)
+            for detail in done if isinstance(done, list) else [done]:
+                count += 1
+                if detail is not None:
+                    report.details.append(detail)
+        domain = self.new_domain(graph)
+        if count and domain:
+            graph.opset_imports.setdefault(domain, 1)
+        return count
+
+
 # -- helpers -------------------------------------------------------------------------------------------------
+def is_onnx(node: ir.Node | None) -> bool:
+    """``node`` is an op of the default ONNX domain."""
+    return node is not None and node.domain in ONNX_DOMAINS
+
+
 def const_array(value: ir.Value | None) -> np.ndarray | None:
     """The constant behind a value (an initializer that is not also a graph input), else None."""
     if value is None or value.const_value is None or value.is_graph_input():

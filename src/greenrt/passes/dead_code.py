@@ -9,6 +9,10 @@ from .base import GraphPass, PassReport
 
 
 class EliminateDeadCode(GraphPass):
+    """A plain GraphPass, not a RewritePass: nothing is matched at one anchor. Whether a node is dead depends on
+    every node after it (a sweep in graph order would miss chains of dead nodes), so it hands the whole graph to
+    onnx-ir's RemoveUnusedNodesPass, which walks back from the graph outputs, and counts what went."""
+
     name = "dead_code"
     rule = "node whose outputs are never read => removed; unused initializer => removed"
 

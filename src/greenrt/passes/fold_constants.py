@@ -16,9 +16,7 @@ from ..onnx.dtypes import as_str, numpy_to_torch, torch_to_numpy
 from ..ops import REGISTRY, OpContext, load_all
 from ..ops.facts import RANDOM_OPS
 from ..ops.registry import canonical_domain
-from .base import GraphPass, PassReport, add_initializer, attr, const_array
-
-NOT_FOLDED = RANDOM_OPS | {"Dropout"}  # Dropout: training mode draws a mask
+from .base import PassReport, RewritePass, add_initializer, attr, const_array, is_onnx
 
 
 def tensor_value(tensor: ir.TensorProtocol, device: torch.device):
@@ -49,6 +47,7 @@ def convert_attribute(attr: ir.Attr, device: torch.device) -> Any:
     raise GreenrtError(f"attribute {attr.name!r} has unsupported type {t}")
 
 
+NOT_FOLDED = RANDOM_OPS | {"Dropout"}  # Dropout: training mode draws a mask
 MAX_FOLDED_ELEMENTS = 1 << 20  # don't turn a small ConstantOfShape into megabytes of weights
 
 
@@ -81,7 +80,7 @@ def _shape_constant(node: ir.Node) -> np.ndarray | None:
 def _shape_dims(value: ir.Value | None) -> list | None:
     """The dims a Shape node's output holds (ints where static, None where not), or None if not from Shape."""
     node = value.producer() if value is not None else None
-    if node is None or node.op_type != "Shape" or node.domain not in ("", "ai.onnx"):
+    if not is_onnx(node) or node.op_type != "Shape":
         return None
     src = node.inputs[0]
     if src is None or src.shape is None:
@@ -134,44 +133,45 @@ def _evaluate(node: ir.Node, opset: int, inputs: list) -> list[np.ndarray] | Non
     return [torch_to_numpy(r) for r in result[: len(node.outputs)]]
 
 
-class FoldConstants(GraphPass):
+class FoldConstants(RewritePass[tuple[ir.Node, list[np.ndarray]]]):
+    """Every default-domain op is an anchor (but the random ones); ``match`` runs it on its constant inputs."""
+
     name = "fold_constants"
     rule = "op(const, ...) => const; Shape(x static) => const; Gather/Slice(Shape(x), static dims) => const"
 
+    def is_anchor(self, node: ir.Node) -> bool:
+        return canonical_domain(node.domain) == "" and node.op_type not in NOT_FOLDED
+
     def apply(self, model: ir.Model, report: PassReport) -> int:
         load_all()
-        graph = model.graph
-        count = 0
-        for node in list(graph):
-            if canonical_domain(node.domain) != "" or node.op_type in NOT_FOLDED:
-                continue
-            if any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values()):
-                continue
-            if node.op_type in ("Shape", "Size"):
-                folded = _shape_constant(node)
-                outputs = None if folded is None else [folded]
-            elif node.op_type in ("Gather", "Slice") and _shape_dims(node.inputs[0]) is not None:
-                folded = _partial_shape_constant(node)
-                outputs = None if folded is None else [folded]
-            else:
-                inputs = [const_array(v) if v is not None else None for v in node.inputs]
-                if any(v is not None and a is None for v, a in zip(node.inputs, inputs)):
-                    continue
-                try:
-                    outputs = _evaluate(node, model.opset_imports.get("", 1), inputs)
-                except Exception:  # an op that fails on these constants fails at run time too: leave it
-                    outputs = None
-                if outputs is not None:
-                    limit = max(MAX_FOLDED_ELEMENTS, sum(a.size for a in inputs if a is not None))
-                    if sum(o.size for o in outputs) > limit:
-                        outputs = None
-            if outputs is None:
-                continue
-            for value, array in zip(node.outputs, outputs):
-                self._replace_with_constant(graph, value, array)
-            graph.remove(node, safe=True)
-            count += 1
-        return count
+        return super().apply(model, report)
+
+    def match(self, node: ir.Node, graph: ir.Graph) -> tuple[ir.Node, list[np.ndarray]] | None:
+        if any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values()):
+            return None
+        if node.op_type in ("Shape", "Size"):
+            folded = _shape_constant(node)
+            return None if folded is None else (node, [folded])
+        if node.op_type in ("Gather", "Slice") and _shape_dims(node.inputs[0]) is not None:
+            folded = _partial_shape_constant(node)
+            return None if folded is None else (node, [folded])
+        inputs = [const_array(v) if v is not None else None for v in node.inputs]
+        if any(v is not None and a is None for v, a in zip(node.inputs, inputs)):
+            return None
+        try:
+            outputs = _evaluate(node, graph.opset_imports.get("", 1), inputs)
+        except Exception:  # an op that fails on these constants fails at run time too: leave it
+            return None
+        if outputs is None:
+            return None
+        limit = max(MAX_FOLDED_ELEMENTS, sum(a.size for a in inputs if a is not None))
+        return None if sum(o.size for o in outputs) > limit else (node, outputs)
+
+    def rewrite(self, graph: ir.Graph, match: tuple[ir.Node, list[np.ndarray]]) -> None:
+        node, outputs = match
+        for value, array in zip(node.outputs, outputs):
+            self._replace_with_constant(graph, value, array)
+        graph.remove(node, safe=True)
 
     @staticmethod
     def _replace_with_constant(graph: ir.Graph, value: ir.Value, array: np.ndarray) -> None:

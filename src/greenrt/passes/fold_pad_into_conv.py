@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx_ir as ir
 
-from .base import GraphPass, PassReport, attr, const_array, only_consumer
+from .base import RewritePass, attr, const_array, only_consumer
 
 
 def _spatial_pads(pad: ir.Node, rank: int) -> list[int] | None:
@@ -34,28 +36,31 @@ def _spatial_pads(pad: ir.Node, rank: int) -> list[int] | None:
     return begin[2:] + end[2:]
 
 
-class FoldPadIntoConv(GraphPass):
+@dataclass
+class _Fold:
+    pad: ir.Node
+    conv: ir.Node
+    extra: list[int]  # the Pad's spatial [b1..bn, e1..en], added to the conv's pads
+
+
+class FoldPadIntoConv(RewritePass[_Fold]):
     name = "fold_pad_into_conv"
     rule = "Conv(Pad(x, zeros on H/W), W) => Conv(x, W, pads += those)"
+    op_types = ("Pad",)
 
-    def apply(self, model: ir.Model, report: PassReport) -> int:
-        count = 0
-        for pad in list(model.graph):
-            if pad.op_type != "Pad" or pad.domain not in ("", "ai.onnx"):
-                continue
-            conv = only_consumer(pad.outputs[0])
-            x = pad.inputs[0]
-            if conv is None or conv.op_type != "Conv" or conv.inputs[0] is not pad.outputs[0] or x is None:
-                continue
-            if attr(conv, "auto_pad", "NOTSET") != "NOTSET" or x.shape is None:
-                continue
-            extra = _spatial_pads(pad, len(x.shape))
-            if extra is None:
-                continue
-            nd = len(extra) // 2
-            old = list(attr(conv, "pads", [0] * (2 * nd)))
-            conv.attributes["pads"] = ir.AttrInt64s("pads", [a + b for a, b in zip(old, extra)])
-            conv.replace_input_with(0, x)
-            model.graph.remove(pad, safe=True)
-            count += 1
-        return count
+    def match(self, pad: ir.Node, graph: ir.Graph) -> _Fold | None:
+        conv = only_consumer(pad.outputs[0])
+        x = pad.inputs[0]
+        if conv is None or conv.op_type != "Conv" or conv.inputs[0] is not pad.outputs[0] or x is None:
+            return None
+        if attr(conv, "auto_pad", "NOTSET") != "NOTSET" or x.shape is None:
+            return None
+        extra = _spatial_pads(pad, len(x.shape))
+        return None if extra is None else _Fold(pad, conv, extra)
+
+    def rewrite(self, graph: ir.Graph, m: _Fold) -> None:
+        nd = len(m.extra) // 2
+        old = list(attr(m.conv, "pads", [0] * (2 * nd)))
+        m.conv.attributes["pads"] = ir.AttrInt64s("pads", [a + b for a, b in zip(old, m.extra)])
+        m.conv.replace_input_with(0, m.pad.inputs[0])
+        graph.remove(m.pad, safe=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import onnx_ir as ir
 
-from .base import GREENRT_DOMAIN, GraphPass, PassReport, attr, replace_node
+from .base import GREENRT_DOMAIN, RewritePass, attr, replace_node
 from .patterns import consumer, other_input, producer, scalar
 
 
@@ -14,7 +16,30 @@ def _softmax_on_last_axis(softmax: ir.Node, opset: int) -> bool:
     return axis == -1 or (rank is not None and axis == rank - 1)
 
 
-def _match(softmax: ir.Node, opset: int):
+@dataclass
+class _Attention:
+    q: ir.Value
+    kt: ir.Value
+    v: ir.Value
+    mask: ir.Value | None
+    scale: float
+    nodes: list[ir.Node]  # MatMul [, Div|Mul] [, Add], Softmax, MatMul
+    out: ir.Value
+    name: str | None  # the Softmax's, for the fused node
+
+
+def _mask_fits(mask: ir.Value | None, scores: ir.Value) -> bool:
+    """The mask broadcasts to the scores' shape without widening it, as SDPA's attn_mask must: no more dims, and
+    no dim that is not 1 where the scores have another size. Dims not known statically are let through."""
+    if mask is None or mask.shape is None or scores.shape is None:
+        return True
+    if len(mask.shape) > len(scores.shape):
+        return False
+    return not any(isinstance(m, int) and isinstance(s, int) and m != 1 and m != s
+                   for m, s in zip(reversed(list(mask.shape)), reversed(list(scores.shape))))
+
+
+def _match(softmax: ir.Node, opset: int) -> _Attention | None:
     if not _softmax_on_last_axis(softmax, opset):
         return None
     nodes, s, mask, scale = [softmax], softmax.inputs[0], None, 1.0
@@ -26,6 +51,8 @@ def _match(softmax: ir.Node, opset: int):
                 nodes.insert(0, add)
                 break
         else:
+            return None
+        if not _mask_fits(mask, s):
             return None
     for op_type in ("Div", "Mul"):
         sc = producer(s, op_type)
@@ -49,28 +76,19 @@ def _match(softmax: ir.Node, opset: int):
     q, kt, v = qk.inputs[0], qk.inputs[1], pv.inputs[1]
     if any(t.shape is None or len(t.shape) < 3 for t in (q, kt, v)):
         return None
-    return q, kt, v, mask, scale, nodes, pv.outputs[0]
+    return _Attention(q, kt, v, mask, scale, nodes, pv.outputs[0], softmax.name)
 
 
-class FuseAttention(GraphPass):
+class FuseAttention(RewritePass[_Attention]):
     name = "fuse_attention"
     rule = "MatMul(Softmax(MatMul(q, kT) * scale + mask), v) => greenrt.ScaledDotProductAttention(q, kT, v, mask)"
+    op_types = ("Softmax",)
+    creates_domain = GREENRT_DOMAIN
 
-    def apply(self, model: ir.Model, report: PassReport) -> int:
-        graph = model.graph
-        opset = model.opset_imports.get("", 1)
-        count = 0
-        for softmax in list(graph):
-            if softmax.op_type != "Softmax" or softmax.domain not in ("", "ai.onnx") or softmax.graph is not graph:
-                continue
-            found = _match(softmax, opset)
-            if found is None:
-                continue
-            q, kt, v, mask, scale, nodes, out = found
-            attrs = [ir.AttrFloat32("scale", scale), ir.AttrInt64("k_transposed", 1)]
-            fused = ir.Node(GREENRT_DOMAIN, "ScaledDotProductAttention", [q, kt, v, mask], attrs, name=softmax.name)
-            replace_node(graph, nodes, fused, out)
-            count += 1
-        if count:
-            model.opset_imports.setdefault(GREENRT_DOMAIN, 1)
-        return count
+    def match(self, softmax: ir.Node, graph: ir.Graph) -> _Attention | None:
+        return _match(softmax, graph.opset_imports.get("", 1))
+
+    def rewrite(self, graph: ir.Graph, m: _Attention) -> None:
+        attrs = [ir.AttrFloat32("scale", m.scale), ir.AttrInt64("k_transposed", 1)]
+        fused = ir.Node(GREENRT_DOMAIN, "ScaledDotProductAttention", [m.q, m.kt, m.v, m.mask], attrs, name=m.name)
+        replace_node(graph, m.nodes, fused, m.out)

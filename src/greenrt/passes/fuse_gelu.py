@@ -6,14 +6,23 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import onnx_ir as ir
 
-from .base import GREENRT_DOMAIN, GraphPass, PassReport, only_consumer, replace_node
-from .patterns import close, consumer, other_input, producer, scalar
+from .base import GREENRT_DOMAIN, RewritePass, only_consumer, replace_node
+from .patterns import close, consumer, other_input, producer, read_only_inside, scalar
 
 
-def _match(erf: ir.Node):
+@dataclass
+class _Gelu:
+    x: ir.Value
+    nodes: list[ir.Node]  # the scaling (Div or Mul), Erf, Add, the two Muls
+    out: ir.Value
+    name: str | None  # the Erf's, for the fused node
+
+
+def _match(erf: ir.Node) -> _Gelu | None:
     div = producer(erf.inputs[0], "Div")
     mul_in = producer(erf.inputs[0], "Mul")
     if div is not None and close(scalar(div.inputs[1]), math.sqrt(2)):
@@ -33,33 +42,27 @@ def _match(erf: ir.Node):
         m2 = consumer(m1.outputs[0], "Mul")
         if m2 is None or not close(scalar(other_input(m2, m1.outputs[0])), 0.5):
             return None
-        return x, [first, erf, add, m1, m2], m2.outputs[0]
+        nodes, out = [first, erf, add, m1, m2], m2.outputs[0]
+        return _Gelu(x, nodes, out, erf.name) if read_only_inside(nodes, out) else None
     half = producer(partner, "Mul")  # (x * 0.5) * (1 + erf)
     if half is None or half.inputs[0] is not x or not close(scalar(half.inputs[1]), 0.5):
         return None
     if only_consumer(half.outputs[0]) is not m1:
         return None
-    return x, [half, first, erf, add, m1], m1.outputs[0]
+    nodes, out = [half, first, erf, add, m1], m1.outputs[0]
+    return _Gelu(x, nodes, out, erf.name) if read_only_inside(nodes, out) else None
 
 
-class FuseGelu(GraphPass):
+class FuseGelu(RewritePass[_Gelu]):
     name = "fuse_gelu"
     rule = "x * 0.5 * (1 + erf(x / sqrt(2))) => greenrt.Gelu(x)"
+    op_types = ("Erf",)
+    creates_domain = GREENRT_DOMAIN
 
-    def apply(self, model: ir.Model, report: PassReport) -> int:
-        graph = model.graph
-        count = 0
-        for erf in list(graph):
-            if erf.op_type != "Erf" or erf.graph is not graph:
-                continue
-            found = _match(erf)
-            if found is None:
-                continue
-            x, nodes, out = found
-            order = sorted(nodes, key=lambda n: list(graph).index(n))
-            fused = ir.Node(GREENRT_DOMAIN, "Gelu", [x], [ir.AttrString("approximate", "none")], name=erf.name)
-            replace_node(graph, order, fused, out)
-            count += 1
-        if count:
-            model.opset_imports.setdefault(GREENRT_DOMAIN, 1)
-        return count
+    def match(self, erf: ir.Node, graph: ir.Graph) -> _Gelu | None:
+        return _match(erf)
+
+    def rewrite(self, graph: ir.Graph, m: _Gelu) -> None:
+        order = sorted(m.nodes, key=lambda n: list(graph).index(n))
+        fused = ir.Node(GREENRT_DOMAIN, "Gelu", [m.x], [ir.AttrString("approximate", "none")], name=m.name)
+        replace_node(graph, order, fused, m.out)

@@ -11,10 +11,12 @@ greenrt.HardSwish, the same function.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import onnx_ir as ir
 
 from .activations import _clip_bounds
-from .base import GREENRT_DOMAIN, GraphPass, PassReport, attr, replace_node
+from .base import GREENRT_DOMAIN, RewritePass, attr, is_onnx, replace_node
 from .patterns import close, consumer, other_input, producer, scalar
 
 
@@ -44,61 +46,68 @@ def _relu6_of_x_plus_3(clip: ir.Node) -> tuple[ir.Value, ir.Node] | None:
 
 
 def _is_hard_sigmoid_sixth(node: ir.Node) -> bool:
-    return (node.op_type == "HardSigmoid" and node.domain in ("", "ai.onnx")
+    return (node.op_type == "HardSigmoid" and is_onnx(node)
             and close(attr(node, "alpha", 0.2), 1 / 6) and close(attr(node, "beta", 0.5), 0.5))
 
 
-class FuseHardActivations(GraphPass):
+def _hardswish_domain(graph: ir.Graph) -> str:
+    """ONNX's HardSwish from opset 14, greenrt's below."""
+    return "" if graph.opset_imports.get("", 0) >= 14 else GREENRT_DOMAIN
+
+
+def _hardswish_of_x(hs_out: ir.Value, x: ir.Value) -> ir.Node | None:
+    """The Mul(x, ``hs_out``) reading the HardSigmoid's output alone: x * HardSigmoid(x) is HardSwish(x)."""
+    mul = consumer(hs_out, "Mul")
+    return mul if mul is not None and other_input(mul, hs_out) is x else None
+
+
+@dataclass
+class _Hard:
+    anchor: ir.Node  # the Clip or HardSigmoid; its name goes to the fused node
+    x: ir.Value
+    sigmoid: list[ir.Node]  # Add, Clip, / 6 => HardSigmoid(x) first; empty where the match is HardSwish at once
+    swish: list[ir.Node]  # => HardSwish(x) (after that HardSigmoid: the Mul by x); empty: HardSigmoid alone
+
+
+class FuseHardActivations(RewritePass[_Hard]):
     name = "fuse_hardswish"
     rule = "x * Clip(x + 3, 0, 6) / 6 => HardSwish(x); Clip(x + 3, 0, 6) / 6 => HardSigmoid(x)"
+    op_types = ("Clip", "HardSigmoid")
 
-    def apply(self, model: ir.Model, report: PassReport) -> int:
-        graph = model.graph
-        self.domain = "" if model.opset_imports.get("", 0) >= 14 else GREENRT_DOMAIN
-        count = 0
-        for node in list(graph):
-            if node.graph is not graph:
-                continue
-            if node.op_type == "Clip" and node.domain in ("", "ai.onnx"):
-                count += self._from_clip(graph, node, report)
-            elif _is_hard_sigmoid_sixth(node):
-                count += self._from_hard_sigmoid(graph, node, report)
-        if count and self.domain:
-            model.opset_imports.setdefault(GREENRT_DOMAIN, 1)
-        return count
+    def new_domain(self, graph: ir.Graph) -> str | None:
+        return _hardswish_domain(graph) or None
 
-    def _from_clip(self, graph: ir.Graph, clip: ir.Node, report: PassReport) -> int:
-        found = _relu6_of_x_plus_3(clip)
+    def match(self, node: ir.Node, graph: ir.Graph) -> _Hard | None:
+        if node.op_type == "HardSigmoid":
+            mul = _hardswish_of_x(node.outputs[0], node.inputs[0]) if _is_hard_sigmoid_sixth(node) else None
+            return None if mul is None else _Hard(node, node.inputs[0], [], [node, mul])
+        found = _relu6_of_x_plus_3(node)
         if found is None:
-            return 0
+            return None
         x, add = found
-        r6 = clip.outputs[0]
+        r6 = node.outputs[0]
         mul = consumer(r6, "Mul")
         if mul is not None and other_input(mul, r6) is x:  # x * relu6(x + 3) / 6
             six = _divided_by_six(mul.outputs[0])
-            if six is None:
-                return 0
-            fused = ir.Node(self.domain, "HardSwish", [x], name=clip.name)
-            replace_node(graph, [add, clip, mul, six], fused, six.outputs[0])
-            report.details.append(f"{clip.name}: HardSwish")
-            return 1
-        six = _divided_by_six(r6)  # relu6(x + 3) / 6
+            return None if six is None else _Hard(node, x, [], [add, node, mul, six])
+        six = _divided_by_six(r6)  # relu6(x + 3) / 6, maybe then times x
         if six is None:
-            return 0
-        fused = ir.Node("", "HardSigmoid", [x], [ir.AttrFloat32("alpha", 1 / 6), ir.AttrFloat32("beta", 0.5)],
-                        name=clip.name)
-        replace_node(graph, [add, clip, six], fused, six.outputs[0])
-        report.details.append(f"{clip.name}: HardSigmoid")
-        count = 1
-        count += self._from_hard_sigmoid(graph, fused, report)
-        return count
+            return None
+        mul = _hardswish_of_x(six.outputs[0], x)
+        return _Hard(node, x, [add, node, six], [] if mul is None else [mul])
 
-    def _from_hard_sigmoid(self, graph: ir.Graph, hs: ir.Node, report: PassReport) -> int:
-        x, out = hs.inputs[0], hs.outputs[0]
-        mul = consumer(out, "Mul")
-        if mul is None or other_input(mul, out) is not x:
-            return 0
-        fused = ir.Node(self.domain, "HardSwish", [x], name=hs.name)
-        replace_node(graph, [hs, mul], fused, mul.outputs[0])
-        report.details.append(f"{hs.name}: HardSwish")
-        return 1
+    def rewrite(self, graph: ir.Graph, m: _Hard) -> list[str]:
+        """One detail line per op written: the HardSigmoid, then (where x times it follows) the HardSwish."""
+        name, details, swish = m.anchor.name, [], m.swish
+        if m.sigmoid:
+            attrs = [ir.AttrFloat32("alpha", 1 / 6), ir.AttrFloat32("beta", 0.5)]
+            hs = ir.Node("", "HardSigmoid", [m.x], attrs, name=name)
+            replace_node(graph, m.sigmoid, hs, m.sigmoid[-1].outputs[0])
+            details.append(f"{name}: HardSigmoid")
+            if swish:  # x * that HardSigmoid
+                swish = [hs, *swish]
+        if swish:
+            fused = ir.Node(_hardswish_domain(graph), "HardSwish", [m.x], name=name)
+            replace_node(graph, swish, fused, swish[-1].outputs[0])
+            details.append(f"{name}: HardSwish")
+        return details

@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx_ir as ir
 
-from .base import GREENRT_DOMAIN, GraphPass, PassReport, add_initializer, const_array, replace_node
-from .patterns import close, consumer, other_input, producer, reduce_axes, scalar
+from .base import GREENRT_DOMAIN, RewritePass, add_initializer, attr, const_array, replace_node
+from .patterns import close, consumer, other_input, producer, read_only_inside, reduce_axes, scalar
 
 
 def _last_axes(axes: list[int] | None, rank: int | None) -> int | None:
@@ -22,7 +24,20 @@ def _last_axes(axes: list[int] | None, rank: int | None) -> int | None:
     return norm[0] - rank if norm == list(range(rank - len(norm), rank)) else None
 
 
-def _match(div: ir.Node):
+@dataclass
+class _LayerNorm:
+    x: ir.Value
+    gamma: ir.Value | None
+    beta: ir.Value | None
+    axis: int
+    eps: float
+    nodes: list[ir.Node]
+    out: ir.Value
+    name: str | None  # the Div's, for the fused node
+    width: int | None = None  # without gamma: x's last dim, the length of the ones that stand in for it
+
+
+def _match(div: ir.Node) -> _LayerNorm | None:
     d, sqrt_out = div.inputs[0], div.inputs[1]
     sub = producer(d, "Sub")
     sqrt = producer(sqrt_out, "Sqrt")
@@ -52,9 +67,8 @@ def _match(div: ir.Node):
     axis = _last_axes(axes1, rank)
     if axis is None or _last_axes(axes2, rank) != axis:
         return None
-    users_of_d = {id(n) for n, _ in d.uses()}
-    if users_of_d != {id(sq), id(div)} or d.is_graph_output():
-        return None
+    if not (attr(rm1, "keepdims", 1) and attr(rm2, "keepdims", 1)):
+        return None  # a mean without its reduced dims broadcasts against x along other axes
     nodes, out, gamma, beta = [rm1, sub, sq, rm2, add_eps, sqrt, div], div.outputs[0], None, None
     mul = consumer(out, "Mul")
     if mul is not None and const_array(other_input(mul, out)) is not None:
@@ -64,32 +78,31 @@ def _match(div: ir.Node):
         if add is not None and const_array(other_input(add, out)) is not None:
             beta, out = other_input(add, out), add.outputs[0]
             nodes.append(add)
-    return x, gamma, beta, axis, eps, nodes, out
+    if not read_only_inside(nodes, out):
+        return None
+    return _LayerNorm(x, gamma, beta, axis, eps, nodes, out, div.name)
 
 
-class FuseLayerNorm(GraphPass):
+class FuseLayerNorm(RewritePass[_LayerNorm]):
     name = "fuse_layernorm"
     rule = "(x - mean(x)) / sqrt(var(x) + eps) * g + b => LayerNormalization(x, g, b)"
+    op_types = ("Div",)
+    creates_domain = GREENRT_DOMAIN
 
-    def apply(self, model: ir.Model, report: PassReport) -> int:
-        graph = model.graph
-        count = 0
-        for div in list(graph):
-            if div.op_type != "Div" or div.domain not in ("", "ai.onnx") or div.graph is not graph:
-                continue
-            found = _match(div)
-            if found is None:
-                continue
-            x, gamma, beta, axis, eps, nodes, out = found
-            if gamma is None:
-                width = x.shape[-1] if x.shape is not None and isinstance(x.shape[-1], int) else None
-                if width is None or axis != -1:
-                    continue
-                gamma = add_initializer(graph, "layernorm_ones", np.ones(width, dtype=np.float32))
-            attrs = [ir.AttrInt64("axis", axis), ir.AttrFloat32("epsilon", eps)]
-            fused = ir.Node(GREENRT_DOMAIN, "LayerNormalization", [x, gamma, beta], attrs, name=div.name)
-            replace_node(graph, nodes, fused, out)
-            count += 1
-        if count:
-            model.opset_imports.setdefault(GREENRT_DOMAIN, 1)
-        return count
+    def match(self, div: ir.Node, graph: ir.Graph) -> _LayerNorm | None:
+        found = _match(div)
+        if found is None or found.gamma is not None:
+            return found
+        x = found.x
+        found.width = x.shape[-1] if x.shape is not None and isinstance(x.shape[-1], int) else None
+        if found.width is None or found.axis != -1:
+            return None  # no gamma, and no static last dim to make the ones that stand in for it
+        return found
+
+    def rewrite(self, graph: ir.Graph, m: _LayerNorm) -> None:
+        gamma = m.gamma
+        if gamma is None:
+            gamma = add_initializer(graph, "layernorm_ones", np.ones(m.width, dtype=np.float32))
+        attrs = [ir.AttrInt64("axis", m.axis), ir.AttrFloat32("epsilon", m.eps)]
+        fused = ir.Node(GREENRT_DOMAIN, "LayerNormalization", [m.x, gamma, m.beta], attrs, name=m.name)
+        replace_node(graph, m.nodes, fused, m.out)

@@ -5,22 +5,27 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .base import attr, const_array, only_consumer
+from .base import attr, const_array, is_onnx, only_consumer
 
 
 def producer(value: ir.Value | None, op_type: str) -> ir.Node | None:
     """The node producing ``value`` if it is an ``op_type`` of the default domain."""
     node = value.producer() if value is not None else None
-    if node is None or node.op_type != op_type or node.domain not in ("", "ai.onnx"):
-        return None
-    return node
+    return node if is_onnx(node) and node.op_type == op_type else None
 
 
 def consumer(value: ir.Value, op_type: str) -> ir.Node | None:
+    """The node reading ``value`` alone (see only_consumer) if it is an ``op_type`` of the default domain."""
     node = only_consumer(value)
-    if node is None or node.op_type != op_type or node.domain not in ("", "ai.onnx"):
-        return None
-    return node
+    return node if is_onnx(node) and node.op_type == op_type else None
+
+
+def read_only_inside(nodes: list[ir.Node], out: ir.Value) -> bool:
+    """Every value ``nodes`` produce but ``out`` is read only by ``nodes`` and is no graph output: one fused node
+    that computes ``out`` loses nothing (else the replacement could not remove them)."""
+    inside = {id(n) for n in nodes}
+    return all(v is out or (not v.is_graph_output() and all(id(user) in inside for user, _ in v.uses()))
+               for n in nodes for v in n.outputs)
 
 
 def scalar(value: ir.Value | None) -> float | None:

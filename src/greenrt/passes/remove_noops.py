@@ -4,30 +4,10 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from .base import GraphPass, PassReport
-
-
-def _bypass(graph: ir.Graph, node: ir.Node) -> bool:
-    """Route users of node's first output to its first input and drop the node, if the graph allows it."""
-    src, out = node.inputs[0], node.outputs[0]
-    if src is None or any(v.uses() or v.is_graph_output() for v in node.outputs[1:]):
-        return False  # a Dropout mask someone reads: keep
-    if out.is_graph_output():
-        if src.is_graph_input() or src.is_initializer() or src.is_graph_output():
-            return False  # would merge two graph-level names
-        name = out.name
-        out.replace_all_uses_with(src, replace_graph_outputs=True)
-        out.name = None
-        src.name = name
-    else:
-        out.replace_all_uses_with(src)
-    graph.remove(node, safe=True)
-    return True
+from .base import RewritePass
 
 
 def _is_noop(node: ir.Node) -> bool:
-    if node.domain not in ("", "ai.onnx"):
-        return False
     if node.op_type == "Identity":
         return True
     if node.op_type == "Dropout":
@@ -43,14 +23,33 @@ def _is_noop(node: ir.Node) -> bool:
     return False
 
 
-class RemoveNoops(GraphPass):
+def _can_bypass(node: ir.Node) -> bool:
+    """Users of node's first output can read its first input instead, if the graph allows it."""
+    src, out = node.inputs[0], node.outputs[0]
+    if src is None or any(v.uses() or v.is_graph_output() for v in node.outputs[1:]):
+        return False  # a Dropout mask someone reads: keep
+    if out.is_graph_output():
+        return not (src.is_graph_input() or src.is_initializer() or src.is_graph_output())  # would merge two names
+    return True
+
+
+class RemoveNoops(RewritePass[ir.Node]):
     name = "remove_noops"
     rule = "Identity(x) / Dropout(x) [inference] / Cast(x: T, to=T) => x"
+    op_types = ("Identity", "Dropout", "Cast")
 
-    def apply(self, model: ir.Model, report: PassReport) -> int:
-        count = 0
-        for node in list(model.graph):
-            if _is_noop(node) and _bypass(model.graph, node):
-                count += 1
-                report.details.append(f"{node.op_type} {node.name}")
-        return count
+    def match(self, node: ir.Node, graph: ir.Graph) -> ir.Node | None:
+        return node if _is_noop(node) and _can_bypass(node) else None
+
+    def rewrite(self, graph: ir.Graph, node: ir.Node) -> str:
+        """Route users of node's first output to its first input (which takes a graph output's name) and drop it."""
+        src, out = node.inputs[0], node.outputs[0]
+        if out.is_graph_output():
+            name = out.name
+            out.replace_all_uses_with(src, replace_graph_outputs=True)
+            out.name = None
+            src.name = name
+        else:
+            out.replace_all_uses_with(src)
+        graph.remove(node, safe=True)
+        return f"{node.op_type} {node.name}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .base import GraphPass, PassReport, add_initializer, attr, const_array
+from .base import RewritePass, add_initializer, attr, const_array
 from .patterns import producer
 
 
@@ -64,21 +64,18 @@ def _constant_target(reshape: ir.Node) -> np.ndarray | None:
     return np.array(dims, dtype=np.int64)
 
 
-class SimplifyReshape(GraphPass):
+class SimplifyReshape(RewritePass[tuple[ir.Node, np.ndarray]]):
     name = "simplify_reshape"
     rule = ("Reshape(x, Concat(dims equal to x's at i, one computed dim, consts)) => Reshape(x, consts, 0 at i, "
             "-1 for the computed one)")
+    op_types = ("Reshape",)
 
-    def apply(self, model: ir.Model, report: PassReport) -> int:
-        count = 0
-        for node in list(model.graph):
-            if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
-                continue
-            if const_array(node.inputs[1]) is not None:
-                continue
-            target = _constant_target(node)
-            if target is None:
-                continue
-            node.replace_input_with(1, add_initializer(model.graph, f"{node.name or 'reshape'}_shape", target))
-            count += 1
-        return count
+    def match(self, node: ir.Node, graph: ir.Graph) -> tuple[ir.Node, np.ndarray] | None:
+        if len(node.inputs) < 2 or const_array(node.inputs[1]) is not None:
+            return None
+        target = _constant_target(node)
+        return None if target is None else (node, target)
+
+    def rewrite(self, graph: ir.Graph, match: tuple[ir.Node, np.ndarray]) -> None:
+        node, target = match
+        node.replace_input_with(1, add_initializer(graph, f"{node.name or 'reshape'}_shape", target))
