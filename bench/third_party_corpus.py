@@ -119,8 +119,10 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--heavy", action="store_true", help="include entries marked heavy")
     ap.add_argument("-k", "--select", action="append", help="only these entries (repeatable)")
+    ap.add_argument("--exclude", action="append", default=[], help="leave these entries out (repeatable)")
     args = ap.parse_args()
-    names = [n for n, e in THIRD_PARTY.items() if (e.light or args.heavy) and (not args.select or n in args.select)]
+    names = [n for n, e in THIRD_PARTY.items() if (e.light or args.heavy) and (not args.select or n in args.select)
+             and n not in args.exclude]
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:

@@ -45,6 +45,7 @@ HOST_INPUTS: dict[str, tuple[int, ...]] = {
     "HammingWindow": (0,),
     "BlackmanWindow": (0,),
     "MelWeightMatrix": (0, 1, 2, 3, 4),
+    "If": (0,),  # the branch is chosen on the host; a condition computed from shapes needs no sync
     **{name: (1,) for name in _REDUCE},
 }
 
@@ -56,6 +57,10 @@ RANDOM_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "Ra
 # Ops whose output *shape* depends on input values (or that run subgraphs a data-dependent number of times).
 DYNAMIC_SHAPE_OPS = frozenset({"NonZero", "Unique", "Compress", "NonMaxSuppression", "Loop", "If", "Scan",
                                "StringSplit", "SequenceMap", "TfIdfVectorizer"})
+
+# Ops that read a device value on the host to run at all (a branch, a trip count, an output size): a CUDA graph
+# cannot capture them. Scan's trip count comes from a shape, so it can.
+HOST_SYNC_OPS = DYNAMIC_SHAPE_OPS - {"Scan"}
 
 # Ops whose result depends only on their input's shape.
 SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})

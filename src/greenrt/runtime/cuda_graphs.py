@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import torch
 
+from ..ops.facts import HOST_SYNC_OPS
 from .specialize import ShapeSpecializer, Specialization, shape_key
 
 
@@ -36,10 +37,21 @@ class CudaGraphRunner:
         self._pool = torch.cuda.graph_pool_handle()
         self.captures = 0  # how many shapes were captured (for tests and reports)
 
-    def captured(self, feeds: Mapping[str, torch.Tensor]) -> bool:
-        """Whether these input shapes replay a captured graph (so nothing but the replay runs)."""
-        entry = self._entries.get(shape_key(feeds))
-        return entry is not None and entry.graph is not None
+    def try_replay(self, feeds: Mapping[str, torch.Tensor]) -> list[Any] | None:
+        """The outputs of a replay when these input shapes were captured already, else None (nothing run): the hot
+        path, which needs no math settings since the kernels were chosen at capture."""
+        key = shape_key(feeds)
+        entry = self._entries.get(key)
+        if entry is None or entry.graph is None:
+            return None
+        self._entries.move_to_end(key)
+        return self._replay(entry, feeds)
+
+    def _replay(self, entry: _Entry, feeds: Mapping[str, torch.Tensor]) -> list[Any]:
+        for name, value in feeds.items():
+            entry.static_inputs[name].copy_(value, non_blocking=True)
+        entry.graph.replay()
+        return entry.static_outputs
 
     def run(self, feeds: Mapping[str, torch.Tensor]) -> list[Any]:
         key = shape_key(feeds)
@@ -53,14 +65,17 @@ class CudaGraphRunner:
             self._entries.move_to_end(key)
         if entry.graph is None:
             return self.specializer.run(feeds, entry.spec)
-        for name, value in feeds.items():
-            entry.static_inputs[name].copy_(value, non_blocking=True)
-        entry.graph.replay()
-        return entry.static_outputs
+        return self._replay(entry, feeds)
 
     def _capture(self, feeds: Mapping[str, torch.Tensor]) -> _Entry:
         spec = self.specializer.prepare(feeds)
         entry = _Entry(spec)
+        blocker = self._host_sync_step(spec)
+        if blocker:  # known not to capture: say so once, and leave the CUDA context clean (no failed capture)
+            entry.eager_reason = blocker
+            if not self.captures and len(self._entries) == 0:
+                warnings.warn(f"greenrt: this plan runs without CUDA graphs ({blocker})", stacklevel=4)
+            return entry
         entry.static_inputs = {k: v.clone() for k, v in feeds.items()}
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
@@ -81,3 +96,16 @@ class CudaGraphRunner:
             warnings.warn(f"greenrt: shape {shape_key(feeds)} runs without a CUDA graph ({entry.eager_reason})",
                           stacklevel=3)
         return entry
+
+    def _host_sync_step(self, spec: Specialization) -> str:
+        """Why the data steps cannot be captured, when one of them must read a device value on the host (an If's
+        condition computed from data, a Loop's trip count, NonZero's count), else ''."""
+        constants = self.specializer.executor.constants
+        for bound in self.specializer.data_steps:
+            step = bound.step
+            if step.domain != "" or step.op_type not in HOST_SYNC_OPS:
+                continue
+            if step.op_type == "If" and (step.inputs[0] in spec.values or step.inputs[0] in constants):
+                continue  # a condition that depends on shapes only: read from its host copy, no sync
+            return f"{step.label} reads a device value on the host"
+        return ""

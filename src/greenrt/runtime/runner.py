@@ -69,9 +69,11 @@ class Runner:
         """Outputs for ``feeds`` (tensors already on the device). With CUDA graphs the outputs are the graph's own
         buffers, valid until the next call with the same shapes."""
         feeds = self.prepare_feeds(feeds)
-        if observer is None and self.uses_cuda_graphs and self._inner.captured(feeds):
+        if observer is None and self.uses_cuda_graphs:
             with torch.inference_mode():  # a replay: the kernels were chosen at capture, no math settings apply
-                return self._inner.run(feeds)
+                outputs = self._inner.try_replay(feeds)
+            if outputs is not None:
+                return outputs
         with engine_math(self.device, self.precision), torch.inference_mode():
             if observer is not None:
                 return self.executor.run(feeds, observer=observer)
