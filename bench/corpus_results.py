@@ -10,6 +10,7 @@ the machine's metadata. Run it right after the tests, on the same machine (bench
 Lines read (as tests/corpus/test_corpus.py prints them, errors at 3 significant figures):
     bert_base [cuda]: max rel err 7.12e-07                          the ONNX file through InferenceSession
     bert_base engine [cuda fp16]: max rel err 0.0023                a built engine
+    yolov8n [cuda]: max rel err 0.000789, tolerance 0.002           a part of an output with its own tolerance
     ppocr_det engine [cuda fp16]: max rel err 0.00489, accuracy search kept 35/155 layers fp32
     efficientnet_lite0_dynamo engine [cuda]: not run (why)          written by hand where a model could not run
 """
@@ -38,7 +39,7 @@ NOTES = ("max_rel_err_vs_onnxruntime = max |greenrt - onnxruntime| / max |onnxru
 
 _LINE = re.compile(
     r"(?P<model>[A-Za-z0-9_]+)(?P<engine> engine)? \[(?P<device>[a-z]+)(?: (?P<precision>[a-z0-9]+))?\]: "
-    r"(?:max rel err (?P<err>[0-9.eE+-]+?)(?:, accuracy search kept (?P<kept>\d+)/(?P<layers>\d+) layers fp32)?"
+    r"(?:max rel err (?P<err>[0-9.eE+-]+?)(?:, tolerance (?P<tol>[0-9.eE+-]+?))?(?:, accuracy search kept (?P<kept>\d+)/(?P<layers>\d+) layers fp32)?"
     r"|not run \((?P<reason>.*)\))\s*$")
 
 
@@ -54,7 +55,8 @@ def parse_line(line: str) -> dict | None:
                            reason=m["reason"])
     kept = {"search_kept_fp32_layers": int(m["kept"]), "search_layers": int(m["layers"])} if m["kept"] else {}
     return make_record(m["model"], runner, precision, None, m["device"], timed=False,
-                       max_rel_err_vs_onnxruntime=float(m["err"]), tolerance_rel=TOLERANCE.get(precision), **kept)
+                       max_rel_err_vs_onnxruntime=float(m["err"]),
+                       tolerance_rel=float(m["tol"]) if m["tol"] else TOLERANCE.get(precision), **kept)
 
 
 def parse_log(text: str) -> list[dict]:

@@ -61,6 +61,8 @@ def main() -> int:
     ap.add_argument("--out-dir", type=Path, help="where the PNGs go (default: next to the JSON)")
     args = ap.parse_args()
     for path in sorted(RESULTS.glob("resnet50_*.json")):
+        if "_ab_" in path.name:  # an A/B of one runner across trees: its numbers are in the README, no plot
+            continue
         print("wrote", plot_resnet(path, args.out_dir))
     return 0
 

@@ -60,6 +60,12 @@ def check(name, path, session, feeds_list, refs, device, precision, spreads):
     return worst, verdict, notes
 
 
+def _reason(exc: Exception, path: Path) -> str:
+    """The error as one line, without this machine's paths: 'UnsupportedModelError: ...; - node ...'."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text.replace(str(path), path.name)}"[:400]
+
+
 def run_model(name, device, tmp: Path) -> list[dict]:
     entry = THIRD_PARTY[name]
     path = fetch(name)
@@ -102,7 +108,7 @@ def run_model(name, device, tmp: Path) -> list[dict]:
                    seconds=round(seconds, 3), notes=notes)
         except greenrt.GreenrtError as exc:
             record(runner, precision, status="error", verdict=None, max_rel_err=None, build=how,
-                   reason=f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                   reason=_reason(exc, path))
         except Exception as exc:  # noqa: BLE001  (a crash is a finding: keep going, record it)
             record(runner, precision, status="crash", verdict=None, max_rel_err=None, build=how,
                    reason="".join(traceback.format_exception_only(type(exc), exc)).strip()[:500])

@@ -11,6 +11,7 @@ What greenrt adds on top lives in the passes and the executor, not in a parallel
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import google.protobuf.message
@@ -117,13 +118,17 @@ def load_model(source: str | os.PathLike | onnx.ModelProto, *, shape_inference: 
 
 
 def _root_cause(exc: BaseException) -> str:
-    """The exception and the causes under it, innermost last: onnx-ir wraps the reason ('Map types are not supported
-    yet') in 'Error calling _deserialize_graph'."""
-    parts, seen = [], set()
+    """The innermost cause of a conversion error, with the value it concerns: onnx-ir wraps the reason ('Map types
+    are not supported yet') in layers of 'Error calling deserialize_... with: <proto text>'."""
+    chain, seen = [], set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if text not in parts:
-            parts.append(text)
+        chain.append(exc)
         exc = exc.__cause__ or exc.__context__
-    return ": ".join(parts)
+    inner = str(chain[-1]).strip() or type(chain[-1]).__name__
+    inner = inner.split(". Please contribute")[0].splitlines()[0]
+    names = [m for e in chain for m in re.findall(r'name: "([^"]+)"', str(e))]
+    where = f" (value {names[0]!r})" if names else ""
+    if len(chain) == 1:
+        return inner
+    return f"{type(chain[-1]).__name__}: {inner}{where}"
