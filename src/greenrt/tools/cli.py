@@ -99,6 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-timeout", type=_positive_float, default=5.0, metavar="SECONDS",
                    help="time limit for onnx.reference when measuring the spread; past it the spread is measured "
                         "among onnxruntime's levels alone (default 5)")
+    per = p.add_argument_group("per layer (--per-layer)")
+    per.add_argument("--per-layer", action="store_true",
+                     help="compare every fused layer (plan step output) with the ONNX tensor of the same name: error "
+                          "per layer in graph order, the first layer over the tolerance and the first MISMATCH")
+    per.add_argument("--precision", choices=["fp32", "tf32", "fp16", "bf16"],
+                     help="an ONNX MODEL is built into a temporary engine first: its precision (default fp32)")
+    per.add_argument("--layer-precision", default="", help="that build's per-layer precision (as in build)")
+    per.add_argument("--no-optimize", action="store_true", help="that build skips the graph passes")
+    per.add_argument("--load-inputs", metavar="NPZ", help="inputs from this .npz (as --inputs)")
+    per.add_argument("--save-inputs", metavar="NPZ", help="write the inputs used to this .npz")
+    per.add_argument("--data-loader", metavar="SCRIPT",
+                     help="a Python file defining load_data() that yields feed dicts; its first is used. The file "
+                          "is EXECUTED: run only scripts you trust")
+    per.add_argument("--plot", metavar="PNG", help="plot max rel error per layer (log scale) to this file "
+                                                    "(needs matplotlib)")
+    per.add_argument("--json", metavar="OUT", help="write the per-layer records to this JSON file")
 
     p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos, greenrt vs onnxruntime")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

@@ -346,6 +346,11 @@ def _explain(v, with_closest: bool) -> list[str]:
 def cmd_compare(args) -> int:
     from . import compare
 
+    from .per_layer import refuse_per_layer_flags, run_cli
+
+    if getattr(args, "per_layer", False):
+        return run_cli(args, console, err_console)
+    refuse_per_layer_flags(args)
     session, feeds = _session_and_inputs(args)
     reference, extras = _compare_reference(args, session)
     ours = _run_session(session, feeds)
