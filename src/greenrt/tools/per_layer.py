@@ -141,6 +141,32 @@ def data_loader_feeds(path: str) -> tuple[dict[str, np.ndarray], int | None]:
     return {str(k): np.asarray(v) for k, v in first.items()}, None
 
 
+def model_feeds(args, err_console) -> dict[str, np.ndarray]:
+    """The feeds `greenrt compare` would use: the --inputs/--load-inputs .npz, else random (--seed, --shapes) for
+    the inputs of ``args.model`` (an ONNX file is compiled unoptimized just to read them)."""
+    from ..build.inputs import index_bounds, load_inputs, parse_shapes, random_feeds
+    from ..runtime.session import InferenceSession
+
+    if args.inputs:
+        return load_inputs(args.inputs)
+    session = InferenceSession(args.model, device=args.device,
+                               allow_mismatch=args.allow_mismatch, cuda_graphs=False)
+    bounds = index_bounds(session.plan, session.executor.constants)
+    drawn = random_feeds(session.get_inputs(), parse_shapes(args.shapes), seed=args.seed, int_bounds=bounds)
+    if drawn.made_up:
+        err_console.print(f"random inputs with made-up shapes (dynamic dims set to 1): {drawn.describe_made_up()}; "
+                          "give --shapes or --load-inputs if the model rejects them", highlight=False, markup=False)
+    return drawn.arrays
+
+
+def engine_reference(args, session) -> str:
+    """The ONNX file onnxruntime runs for an engine: --reference, else the model recorded in the engine."""
+    reference = args.reference or (session.header or {}).get("config", {}).get("model")
+    if not reference:
+        raise GreenrtError("this engine records no source model; pass the ONNX file with --reference")
+    return str(reference)
+
+
 def save_feeds(path: str, feeds: Mapping[str, Any]) -> None:
     np.savez(path, **{k: np.asarray(v) for k, v in feeds.items()})
 
@@ -339,7 +365,6 @@ def refuse_per_layer_flags(args) -> None:
 def run_cli(args, console, err_console) -> int:
     """`greenrt compare --per-layer`: args from cli.py's compare sub-parser."""
     from ..runtime.session import InferenceSession, is_engine_file
-    from .commands import _session_and_inputs
     from .exit_codes import EXIT_MISMATCH, EXIT_OK
 
     is_engine = is_engine_file(args.model)
@@ -357,7 +382,7 @@ def run_cli(args, console, err_console) -> int:
         feeds, _ = data_loader_feeds(args.data_loader)
         source = f"data loader {args.data_loader} (its first feed dict)"
     else:  # random (seed, --shapes) or the .npz, checked against the model's inputs
-        _, feeds = _session_and_inputs(args)
+        feeds = model_feeds(args, err_console)
         source = f"file {args.inputs}" if args.inputs else f"random, seed {args.seed}"
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
     if args.save_inputs:
@@ -378,9 +403,7 @@ def run_cli(args, console, err_console) -> int:
                 build_engine(args.model, engine, config, log=lambda msg: None, samples=[feeds])
         session = InferenceSession(engine, device=args.device if is_engine else None,
                                    allow_mismatch=args.allow_mismatch, cuda_graphs=False)
-        from .commands import _compare_reference
-
-        reference = _compare_reference(args, session)[0] if is_engine else (args.reference or args.model)
+        reference = engine_reference(args, session) if is_engine else (args.reference or args.model)
         report = per_layer_compare(session, reference, feeds, rtol=args.rtol, atol=args.atol,
                                    spread=not args.no_spread, k=args.spread_multiple,
                                    reference_timeout=args.reference_timeout,
