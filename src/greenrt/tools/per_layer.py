@@ -224,15 +224,16 @@ def per_layer_compare(session, reference: str, feeds: Mapping[str, np.ndarray], 
     ``reference``, judged against onnxruntime on ``feeds`` (numpy arrays), in plan order."""
     produced, graph_outputs, graph_inputs = onnx_tensor_names(reference)
     matchable = produced - graph_inputs
-    seen, _ = observe(session, feeds, lambda name: True)
-    matched, skipped, not_compared = [], [], []
+    steps = session.plan.steps
+    skipped = [name for step in steps for name in step.outputs if name and name not in matchable]
+    seen, _ = observe(session, feeds, lambda name: name in matchable)  # only matched values are kept
+    matched, not_compared = [], []
     for i, step, name, value in seen:
-        if name not in matchable:
-            skipped.append(name)
-        elif not isinstance(value, np.ndarray):
-            not_compared.append(name)
-        else:
+        if isinstance(value, np.ndarray):
             matched.append((i, step, name, value))
+        else:
+            not_compared.append(name)
+    producer = {name: step for step in steps for name in step.outputs if name}
     extras = [name for _, _, name, _ in matched if name not in graph_outputs]
     ort_feeds = {k: np.asarray(v) for k, v in feeds.items()}
     log(f"onnxruntime: {len(matched)} tensors in one run")
@@ -245,7 +246,10 @@ def per_layer_compare(session, reference: str, feeds: Mapping[str, np.ndarray], 
         ours = _as_reference_dtype(value, ref)
         ours_by_name[name] = ours
         v = compare.judge(name, ours, {"onnxruntime": ref}, rtol, atol)
-        op = (step.domain + "." if step.domain else "") + step.op_type
+        op = _op_label(step)
+        source = producer.get(step.inputs[0]) if step.op_type == "Cast" and step.inputs else None
+        if source is not None and step.inputs[0] not in matchable:  # a graph output the precision stage reduced
+            op = f"{_op_label(source)} + Cast"
         layers.append(LayerRecord(n, i, step.name, op, name, list(value.shape), str(value.dtype), float(v.max_abs),
                                   float(v.max_rel), float(v.tolerance), v.verdict, None, v.note))
     over = [r for r in layers if r.verdict != compare.MATCH]
@@ -265,8 +269,12 @@ def per_layer_compare(session, reference: str, feeds: Mapping[str, np.ndarray], 
     return PerLayerReport(
         model=str(session.model_path), reference=str(reference), precision=str(config.get("precision", "fp32")),
         device=session.device.type, inputs={"shapes": {k: list(np.shape(v)) for k, v in feeds.items()}},
-        rtol=rtol, atol=atol, spread_multiple=k, layers=layers, steps=len(session.plan.steps), skipped=skipped,
+        rtol=rtol, atol=atol, spread_multiple=k, layers=layers, steps=len(steps), skipped=skipped,
         not_compared=not_compared, build_command=str(config.get("build_command", "")))
+
+
+def _op_label(step) -> str:
+    return (step.domain + "." if step.domain else "") + step.op_type
 
 
 # -- showing it -------------------------------------------------------------------------------------------------
