@@ -15,6 +15,7 @@ tolerance, the references' own spread on that tensor (reference_spread with extr
 
 The error of a layer is the error of its output against onnxruntime's value of the same tensor, which carries
 every earlier layer's error: read the first bad layer, and the growth after it, not each layer on its own.
+Steps inside If/Loop/Scan bodies are not looked into: the control-flow step's outputs are the layer.
 """
 
 from __future__ import annotations
@@ -118,9 +119,9 @@ class PerLayerReport:
 
 
 # -- inputs ----------------------------------------------------------------------------------------------------
-def data_loader_feeds(path: str) -> tuple[dict[str, np.ndarray], int | None]:
+def data_loader_feeds(path: str) -> dict[str, np.ndarray]:
     """The first feed dict of ``load_data()`` in the Python file ``path`` (Polygraphy's data-loader script).
-    EXECUTES THE FILE as Python (runpy). Returns (feeds, None); the generator is not exhausted."""
+    EXECUTES THE FILE as Python (runpy); the generator is not exhausted."""
     if not Path(path).is_file():
         raise InvalidInputError(f"--data-loader: {path}: no such file")
     try:
@@ -138,7 +139,7 @@ def data_loader_feeds(path: str) -> tuple[dict[str, np.ndarray], int | None]:
     if not isinstance(first, Mapping) or not first:
         raise InvalidInputError(f"--data-loader: load_data() in {path} yielded {type(first).__name__}, not a feed "
                                 "dict (input name -> array)")
-    return {str(k): np.asarray(v) for k, v in first.items()}, None
+    return {str(k): np.asarray(v) for k, v in first.items()}
 
 
 def model_feeds(args, err_console) -> dict[str, np.ndarray]:
@@ -387,7 +388,7 @@ def run_cli(args, console, err_console) -> int:
     if args.load_inputs:
         args.inputs = args.load_inputs
     if args.data_loader:
-        feeds, _ = data_loader_feeds(args.data_loader)
+        feeds = data_loader_feeds(args.data_loader)
         source = f"data loader {args.data_loader} (its first feed dict)"
     else:  # random (seed, --shapes) or the .npz, checked against the model's inputs
         feeds = model_feeds(args, err_console)
