@@ -179,3 +179,13 @@ def test_build_flags_are_refused_for_an_engine_and_without_per_layer(chain_engin
     assert "engine" in capsys.readouterr().err
     assert main(["compare", str(chain), "--plot", "x.png"]) == 2
     assert "--per-layer" in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib_says_what_to_install_and_continues(chain_engine, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    png, out = tmp_path / "growth.png", tmp_path / "o.json"
+    assert main(["compare", "--per-layer", str(chain_engine), "--plot", str(png), "--json", str(out)]) == 0
+    assert "pip install matplotlib" in capsys.readouterr().err
+    assert not png.exists() and out.exists()
