@@ -345,7 +345,6 @@ def _explain(v, with_closest: bool) -> list[str]:
 
 def cmd_compare(args) -> int:
     from . import compare
-
     from .per_layer import refuse_per_layer_flags, run_cli
 
     if getattr(args, "per_layer", False):
