@@ -202,3 +202,74 @@ def test_profile_times_every_layer_and_plots(engines, capsys, monkeypatch, tmp_p
     assert "slowest 3 of" in out and "sum of layers" in out and "full run" in out
     pytest.importorskip("matplotlib")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _activations(path):
+    """Opset 13: decomposed erf GELU and x * Clip(x + 3, 0, 6) / 6 after Adds (nothing to fuse them into), so they
+    stay greenrt.Gelu and greenrt.HardSwish (ONNX's HardSwish needs opset 14)."""
+    nodes = [
+        helper.make_node("Add", ["x", "y"], ["a"]),
+        helper.make_node("Div", ["a", "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+        helper.make_node("Add", ["e", "one"], ["e1"]), helper.make_node("Mul", ["a", "e1"], ["p"]),
+        helper.make_node("Mul", ["p", "half"], ["g"]),
+        helper.make_node("Add", ["g", "y"], ["b"]),
+        helper.make_node("Add", ["b", "three"], ["b3"]), helper.make_node("Clip", ["b3", "zero", "six"], ["c"]),
+        helper.make_node("Mul", ["b", "c"], ["bc"]), helper.make_node("Div", ["bc", "six"], ["out"]),
+    ]
+    inits = [_scalar("sqrt2", 2 ** 0.5), _scalar("one", 1.0), _scalar("half", 0.5), _scalar("three", 3.0),
+             _scalar("zero", 0.0), _scalar("six", 6.0)]
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4, 8]) for n in ("x", "y")]
+    graph = helper.make_graph(nodes, "acts", vi, [helper.make_tensor_value_info("out", TensorProto.FLOAT, [4, 8])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    onnx.save(model, path)
+    return path
+
+
+def _control_flow(path):
+    """If on data (then: Conv + Relu, else: Neg) and a Loop adding 1 three times: subgraphs as graph attributes."""
+    out = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, None)  # noqa: E731
+    then_g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                                helper.make_node("Relu", ["c"], ["t"])], "then", [], [out("t")])
+    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [out("e")])
+    body = helper.make_graph(
+        [helper.make_node("Add", ["acc", "one"], ["acc2"]), helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []), out("acc")],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), out("acc2")])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0), helper.make_node("Greater", ["s", "zero"], ["cond"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g),
+             helper.make_node("Loop", ["n", "true", "x"], ["z"], body=body), helper.make_node("Add", ["y", "z"], ["o"])]
+    inits = [_init("w", [3, 3, 3, 3]), _scalar("zero", 0.0), _scalar("one", 1.0),
+             numpy_helper.from_array(np.array(3, np.int64), "n"), numpy_helper.from_array(np.array(True), "true")]
+    graph = helper.make_graph(nodes, "cf", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1, 3, 8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("make", [_activations, _control_flow])
+def test_export_standalone_activations_and_subgraphs(make, tmp_path):
+    model = make(tmp_path / "m.onnx")
+    engine = tmp_path / "m.engine"
+    build_engine(model, engine, BuildConfig(device="cpu"), log=lambda m: None)
+    out = tmp_path / "m_optimized.onnx"
+    assert main(["inspect", "model", str(engine), "--export", str(out)]) == 0
+    exported = onnx.load(out)
+    onnx.checker.check_model(exported, full_check=True)
+    ops = {n.op_type for n in exported.graph.node if n.domain == GREENRT}
+    if make is _activations:
+        assert ops == {"Gelu", "HardSwish"}
+    else:
+        assert {"If", "Loop"} <= {n.op_type for n in exported.graph.node}
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    ours = greenrt.load(engine)
+    inputs = [i.name for i in session.get_inputs()]
+    for sign in (1.0, -1.0):  # both If branches
+        feeds = {n: (np.abs(R.standard_normal(i.shape)) * sign).astype(np.float32)
+                 for n, i in zip(inputs, session.get_inputs())}
+        got, want = session.run(None, feeds)[0], ours.run(None, feeds)[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
