@@ -87,8 +87,8 @@ def _block(path):
              _init("w2", [32, d]), _init("b2", [d])]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6, d]),
               helper.make_tensor_value_info("mask", TensorProto.FLOAT, [2, 1, 6])]
-    graph = helper.make_graph(nodes, "block", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6, d])],
-                              inits)
+    output = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6, d])
+    graph = helper.make_graph(nodes, "block", inputs, [output], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, path)
@@ -238,7 +238,8 @@ def _control_flow(path):
         "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
                  helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []), out("acc")],
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), out("acc2")])
-    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0), helper.make_node("Greater", ["s", "zero"], ["cond"]),
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["cond"]),
              helper.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g),
              helper.make_node("Loop", ["n", "true", "x"], ["z"], body=body), helper.make_node("Add", ["y", "z"], ["o"])]
     inits = [_init("w", [3, 3, 3, 3]), _scalar("zero", 0.0), _scalar("one", 1.0),

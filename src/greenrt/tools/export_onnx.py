@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -49,16 +48,18 @@ class NotExportableError(GreenrtError):
 
 # -- tensors ------------------------------------------------------------------------------------------------
 def _tensor_proto(name: str, value: Any) -> TensorProto:
-    """A weight (torch tensor or numpy array, any dtype incl. bf16/fp8) as a TensorProto with raw data."""
+    """A weight (torch tensor or numpy array, any dtype incl. bf16/fp8 and strings) as a TensorProto."""
     import torch
-
-    from ..onnx.dtypes import numpy_to_torch  # noqa: F401  (keeps the dtype tables loaded)
 
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             return helper.make_tensor(name, TensorProto.STRING, list(value.shape),
                                       [str(s).encode() for s in value.reshape(-1)])
-        value = torch.from_numpy(np.ascontiguousarray(value)) if value.dtype.kind != "V" else value
+        try:
+            value = torch.from_numpy(np.ascontiguousarray(value))
+        except TypeError:  # a dtype torch lacks (ml_dtypes' float8/int4 kinds): onnx knows it
+            return helper.make_tensor(name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape),
+                                      np.ascontiguousarray(value).tobytes(), raw=True)
     if not isinstance(value, torch.Tensor):
         raise GreenrtError(f"weight {name!r} of type {type(value).__name__} cannot be exported")
     t = value.detach().cpu().contiguous()
@@ -171,8 +172,8 @@ CONV_ATTRS = {"auto_pad": onnx.AttributeProto.STRING, "dilations": onnx.Attribut
 
 
 def _ref_attr(name: str, attr_type: int) -> onnx.AttributeProto:
-    a = onnx.AttributeProto(name=name, ref_attr_name=name, type=attr_type)
-    return a
+    """A body attribute that takes the calling node's attribute of the same name (absent there: the default)."""
+    return onnx.AttributeProto(name=name, ref_attr_name=name, type=attr_type)
 
 
 def _present(step: PlanStep) -> list[bool]:
@@ -200,7 +201,7 @@ def _variant(step: PlanStep, opset: int) -> tuple[str, list[str], list[str], lis
         act, params = attrs.get("activation", ""), [float(v) for v in attrs.get("activation_params", []) or []]
         if act not in ACTIVATIONS:
             return f"activation {act!r} has no ONNX form here"
-        names = ["X", "W", "B", "Z"][: len(step.inputs)] if op_type == "FusedConv" else ["A", "W", "B"][: len(step.inputs)]
+        names = (["X", "W", "B", "Z"] if op_type == "FusedConv" else ["A", "W", "B"])[: len(step.inputs)]
         inputs = [n for n, p in zip(names, present) if p]
         if op_type == "FusedConv":
             attr_names = [k for k in CONV_ATTRS if k in attrs]
@@ -394,28 +395,3 @@ def plan_to_onnx(plan: Plan, weights: Mapping[str, Any], *, name: str = "greenrt
     if doc:
         model.doc_string = doc
     return model
-
-
-def export_engine(source: str | Path, output: str | Path) -> dict:
-    """Write the optimized graph of ``source`` (an engine, or an ONNX file built first with greenrt.build's
-    defaults on the CPU into a temporary engine) to ``output``; returns counts for the caller to print."""
-    import tempfile
-
-    from ..plan.engine_file import read_engine
-    from ..runtime.session import is_engine_file
-
-    source = Path(source)
-    if is_engine_file(source):
-        engine = read_engine(source, allow_mismatch=True)
-    else:
-        from ..build import BuildConfig, build_engine
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.engine"
-            build_engine(source, path, BuildConfig(device="cpu"), log=lambda msg: None)
-            engine = read_engine(path, device="cpu")
-    model = plan_to_onnx(engine.plan, engine.weights, doc=f"greenrt optimized graph of {source}")
-    onnx.save(model, str(output))
-    fused = sum(1 for n in model.graph.node if n.domain == GREENRT)
-    return {"nodes": len(model.graph.node), "fused": fused, "functions": len(model.functions),
-            "initializers": len(model.graph.initializer)}
