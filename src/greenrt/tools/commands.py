@@ -352,17 +352,28 @@ def _engine_for(path: str, device: str | None = None):
 
 
 def _inspect_export(path: str, output: str) -> None:
-    from .export_onnx import GREENRT, plan_to_onnx
+    from collections import Counter
 
     import onnx
 
+    from .export_onnx import GREENRT, plan_to_onnx
+
     engine, built = _engine_for(path)
     model = plan_to_onnx(engine.plan, engine.weights, doc=f"greenrt optimized graph of {path}")
-    onnx.save(model, output)
-    fused = [n for n in model.graph.node if n.domain == GREENRT]
-    console.print(f"wrote {escape(output)}: {len(model.graph.node)} nodes ({len(fused)} greenrt fused nodes, "
-                  f"defined by {len(model.functions)} model-local ONNX functions), "
-                  f"{len(model.graph.initializer)} initializers"
+    large = model.ByteSize() > 1.8 * 2**30  # protobuf's 2 GiB limit: weights beside it in OUT.onnx.data
+    onnx.save(model, output, save_as_external_data=large, location=Path(output).name + ".data" if large else None)
+    fused = Counter((n.op_type, n.overload) for n in model.graph.node if n.domain == GREENRT)
+    if model.functions:
+        table = Table(title="greenrt fused ops as model-local ONNX functions (domain greenrt)")
+        for col in ("function", "overload", "nodes", "body (standard ONNX ops)"):
+            table.add_column(col)
+        for f in model.functions:
+            body = ", ".join(n.op_type for n in f.node if n.op_type not in ("Constant", "Identity"))
+            table.add_row(f.name, f.overload, str(fused[f.name, f.overload]), body)
+        console.print(table)
+    console.print(f"wrote {escape(output)}{' (+ .data)' if large else ''}: {len(model.graph.node)} nodes "
+                  f"({sum(fused.values())} greenrt fused nodes, defined by {len(model.functions)} model-local ONNX "
+                  f"functions), {len(model.graph.initializer)} initializers"
                   + (" (built with greenrt build's defaults for cpu first)" if built else ""), highlight=False)
 
 
