@@ -274,3 +274,14 @@ def test_export_standalone_activations_and_subgraphs(make, tmp_path):
                  for n, i in zip(inputs, session.get_inputs())}
         got, want = session.run(None, feeds)[0], ours.run(None, feeds)[0]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_plot_without_matplotlib_says_what_to_install(monkeypatch, tmp_path):
+    import sys
+
+    from greenrt.tools.profile_layers import LayerProfile, LayerTime, plot_layers
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    prof = LayerProfile("cpu", 1, [LayerTime(0, "conv1", "greenrt.FusedConv", "FusedConv-1", "fp32", 1.0)], 1.0)
+    assert "pip install matplotlib" in plot_layers(prof, str(tmp_path / "p.png"))
+    assert not (tmp_path / "p.png").exists()
