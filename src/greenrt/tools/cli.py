@@ -127,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--opset", type=int, help="only what runs at this ai.onnx opset")
     m = isub.add_parser("model", help="inputs, outputs, opsets and op counts of a model (or an engine)")
     m.add_argument("model")
+    m.add_argument("--export", metavar="OUT.onnx",
+                   help="write the optimized graph as an ONNX file (greenrt fused ops defined by model-local ONNX "
+                        "functions, so Netron and onnxruntime open it); an ONNX MODEL is built with greenrt build's "
+                        "defaults for cpu first")
+    m.add_argument("--profile", action="store_true",
+                   help="time each layer (median of --runs runs) and list the slowest with their share of the total")
+    m.add_argument("--device", default=None, choices=["cpu", "cuda"], help="where --profile runs (default cpu)")
+    m.add_argument("--shapes", default="",
+                   help="input shapes for --profile, e.g. x:1x3x224x224 (default: the first profile's opt shapes)")
+    m.add_argument("--seed", type=int, default=0, help="seed for --profile's random inputs (default 0)")
+    m.add_argument("--runs", type=int, default=10, help="timed runs for --profile (default 10)")
+    m.add_argument("--top", type=int, default=15, help="how many of the slowest layers --profile lists (default 15)")
+    m.add_argument("--plot", metavar="LAYERS.png", help="with --profile: bar plot of the --top slowest layers")
 
     p = sub.add_parser("conformance", help="run the ONNX node conformance cases of the installed onnx")
     p.add_argument("-k", "--select", action="append", help="glob on case name or op (repeatable)")

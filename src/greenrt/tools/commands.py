@@ -139,7 +139,12 @@ def cmd_demo(args) -> int:
 def cmd_inspect(args) -> int:
     if args.what == "ops":
         return _inspect_ops(args.opset)
-    return _inspect_model(args.model)
+    code = _inspect_model(args.model)
+    if getattr(args, "export", None):
+        _inspect_export(args.model, args.export)
+    if getattr(args, "profile", False) or getattr(args, "plot", None):
+        _inspect_profile(args)
+    return code
 
 
 def _inspect_ops(opset: int | None) -> int:
@@ -166,6 +171,58 @@ def _inspect_ops(opset: int | None) -> int:
     return EXIT_OK
 
 
+def _mib(n) -> str:
+    return f"{n / 2**20:.2f} MiB" if isinstance(n, (int, float)) else "-"
+
+
+def _fused_ops(step) -> str:
+    """What a greenrt fused step computes, as the ONNX ops it replaced ('-' for a plain ONNX op)."""
+    a = step.attrs
+    act = a.get("activation") or ""
+    act_text = f" + {act}" + (f"({', '.join(f'{v:g}' for v in a.get('activation_params') or [])})"
+                               if a.get("activation_params") else "") if act else ""
+    present = [bool(n) for n in step.inputs] + [False] * 4
+    if step.domain != "greenrt":
+        return "-"
+    if step.op_type == "FusedConv":
+        return "Conv" + (" + bias" if present[2] else "") + (" + residual Add" if present[3] else "") + act_text
+    if step.op_type == "FusedMatMul":
+        return "MatMul" + (" + bias" if present[2] else "") + act_text
+    if step.op_type == "Gelu":
+        return "GELU " + ("(tanh)" if a.get("approximate") == "tanh" else "(erf)") + ": Div, Erf, Add, Mul, Mul"
+    if step.op_type == "HardSwish":
+        return "HardSwish: Add, Clip, Mul, Div"
+    if step.op_type == "LayerNormalization":
+        return "LayerNorm: ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul" + (", Add" if present[2] else "")
+    if step.op_type == "ScaledDotProductAttention":
+        return "attention: MatMul(Q, K^T), scale, " + ("mask Add, " if present[3] else "") + "Softmax, MatMul(V)"
+    return step.op_type
+
+
+def _layout(step, channels_last: bool) -> str:
+    """NHWC for the 4-D float values of a channels-last engine (converted once, at the input), else NCHW/-."""
+    spec = next((s for s in step.output_specs if s is not None), None)
+    if spec is None or spec.shape is None or len(spec.shape) != 4 or spec.dtype not in (1, 10, 16):
+        return "-"
+    return "NHWC" if channels_last else "NCHW"
+
+
+def _layers_table(plan, channels_last: bool) -> Table:
+    from .profile_layers import implementation, step_precision
+
+    table = Table(title=f"layers: {len(plan.steps)} steps"
+                        + (f" (+{sum(1 for _ in plan.all_steps()) - len(plan.steps)} in subgraphs)"
+                           if plan.subplans else ""))
+    for col in ("#", "layer", "op", "fused ops", "precision", "layout", "implementation"):
+        table.add_column(col, justify="right" if col == "#" else "left")
+    for i, step in enumerate(plan.steps):
+        op = (step.domain + "." if step.domain else "") + step.op_type
+        style = "bold" if step.domain == "greenrt" else None
+        table.add_row(str(i), escape(step.name or "-"), op, escape(_fused_ops(step)), step_precision(step),
+                      _layout(step, channels_last), implementation(step), style=style)
+    return table
+
+
 def _inspect_engine(path: str) -> int:
     from collections import Counter
 
@@ -174,34 +231,197 @@ def _inspect_engine(path: str) -> int:
 
     header = inspect_engine_header(path)
     cfg = header.get("config", {})
-    console.print(f"[bold]{path}[/bold]: greenrt engine, format {header['format_version']}", highlight=False)
-    console.print(f"built with {header['versions']} for {header['device']}", highlight=False)
+    console.print(f"[bold]{escape(str(path))}[/bold]: greenrt engine, format {header['format_version']}",
+                  highlight=False)
+    versions = ", ".join(f"{k} {v}" for k, v in header.get("versions", {}).items())
+    device = header.get("device") or {}
+    console.print(f"built with {escape(versions)} for {escape(str(device.get('name') or device.get('type')))}",
+                  highlight=False)
     console.print(f"config: precision {cfg.get('precision')}, channels_last {cfg.get('channels_last')}, "
-                  f"workspace {cfg.get('workspace')}", highlight=False)
-    for i, p in enumerate(header.get("profiles", [])):
-        console.print(f"profile {i}: {p}", highlight=False)
+                  f"workspace {cfg.get('workspace')}, optimize {cfg.get('optimize', True)}", highlight=False)
+    if cfg.get("build_command"):
+        console.print(f"built by: {escape(str(cfg['build_command']))}", highlight=False)
+    plan = Plan.from_json(header["plan"])
+
+    table = Table(title="inputs and outputs")
+    for col in ("", "name", "type", "shape"):
+        table.add_column(col)
+    from ..runtime.session import node_arg
+
+    for kind, specs in (("input", [s for s in plan.inputs if s.name not in plan.constants]), ("output", plan.outputs)):
+        for s in specs:
+            arg = node_arg(s)
+            table.add_row(kind, escape(arg.name), arg.type, str(arg.shape))
+    console.print(table)
+
+    profiles = header.get("profiles", [])
+    if profiles:
+        table = Table(title=f"optimization profiles: {len(profiles)}")
+        for col in ("profile", "input", "min", "opt", "max"):
+            table.add_column(col)
+        for i, p in enumerate(profiles):
+            for name, (lo, opt, hi) in p.get("shapes", {}).items():
+                table.add_row(str(i), escape(name), *("x".join(map(str, d)) for d in (lo, opt, hi)))
+        console.print(table)
+    else:
+        console.print("optimization profiles: none (dynamic dims stay dynamic)", highlight=False)
+
     report = header.get("report", {})
     if "passes" in report:
-        table = Table(title=f"graph passes: {report['nodes']['before']} -> {report['nodes']['after']} nodes")
+        nodes = report.get("nodes", {})
+        table = Table(title=f"graph passes: {nodes.get('before')} -> {nodes.get('after')} nodes")
         for col in ("pass", "rewrites", "rule"):
             table.add_column(col)
         for r in report["passes"]:
-            table.add_row(r["name"], str(r["count"]), escape(r["rule"]))
+            table.add_row(r["name"], str(r["count"]), escape(r["rule"]), style=None if r["count"] else "dim")
         console.print(table)
-    if "precision" in report and isinstance(report["precision"], dict):
-        console.print(f"precision: {report['precision'].get('counts', report['precision'])}", highlight=False)
+    else:
+        console.print("graph passes: not run (built with --no-optimize)", highlight=False)
+
+    prec = report.get("precision")
+    if isinstance(prec, dict):
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(prec.get("counts", {}).items()))
+        console.print(f"precision {prec.get('default')}: {counts}; {prec.get('casts_inserted', 0)} cast(s) inserted; "
+                      f"range fallback saw {prec.get('observed_batches', 0)} sample batch(es)", highlight=False)
+        kept = prec.get("kept_or_overridden", [])
+        if kept:
+            table = Table(title=f"layers not in {prec.get('default')}: {len(kept)}")
+            for col in ("node", "op", "precision", "reason"):
+                table.add_column(col)
+            for n in kept:
+                table.add_row(escape(str(n["node"])), n["op_type"], n["precision"], escape(str(n["reason"])))
+            console.print(table)
+        for w in prec.get("warnings", []):
+            console.print(f"precision warning: {escape(str(w))}", highlight=False)
+    else:
+        console.print(f"precision: {cfg.get('precision', 'fp32')} throughout", highlight=False)
     search = report.get("accuracy_search")
     if search:
         console.print(f"accuracy search: {search['kept_fp32']} of {search['layers']} layers kept fp32 for max error "
                       f"{search['target']:g} on {', '.join(search['outputs'])}: {search['max_rel_err_before']:.3g} "
                       f"-> {search['max_rel_err_after']:.3g} ({len(search['trials'])} trials)", highlight=False)
-    for m in report.get("memory", []):
-        console.print(f"activation memory (profile {m['profile']}, max shapes): peak {m['peak_bytes'] / 2**20:.1f}"
-                      f" MiB with reuse vs {m['naive_bytes'] / 2**20:.1f} MiB naive", highlight=False)
-    plan = Plan.from_json(header["plan"])
+    accuracy = report.get("accuracy_vs_fp32_unoptimized", [])
+    if accuracy:
+        table = Table(title="accuracy vs the unoptimized fp32 model (max rel err)")
+        for col in ("inputs", "shapes", "outputs"):
+            table.add_column(col)
+        for a in accuracy:
+            table.add_row(escape(a["label"]), escape(str(a["shapes"])),
+                          ", ".join(f"{escape(k)} {v:.2e}" for k, v in a["max_rel_err"].items()))
+        console.print(table)
+    for s in report.get("skipped_checks", []):
+        console.print(f"skipped {escape(s['check'])}: {escape(s['reason'])}", highlight=False)
+
+    memory = report.get("memory", [])
+    if memory:
+        table = Table(title="memory plan (activations, lifetime-based reuse)")
+        for col in ("at", "shapes", "peak with reuse", "naive", "saved"):
+            table.add_column(col)
+        for m in memory:
+            peak, naive = m.get("peak_bytes"), m.get("naive_bytes")
+            saved = f"{100 * (1 - peak / naive):.0f}%" if peak is not None and naive else "-"
+            table.add_row(escape(str(m.get("label", m.get("profile")))), escape(str(m.get("shapes", ""))),
+                          _mib(peak), _mib(naive), saved)
+        console.print(table)
+    weights = sum(1 for v in plan.constants.values() if not isinstance(v, dict))
+    console.print(f"weights: {weights} tensors", highlight=False)
+
+    console.print(_layers_table(plan, bool(cfg.get("channels_last"))))
     counts = Counter((s.domain + "." if s.domain else "") + s.op_type for s in plan.all_steps())
     console.print(_op_count_table(f"plan: {sum(counts.values())} steps", counts))
     return EXIT_OK
+
+
+def _engine_for(path: str, device: str | None = None):
+    """(EngineFile, built_here) for an engine path, or an ONNX file built with greenrt.build's defaults on
+    ``device`` (cpu by default) into a temporary engine."""
+    import tempfile
+
+    from ..plan.engine_file import read_engine
+    from ..runtime.session import is_engine_file
+
+    if is_engine_file(path):
+        return read_engine(path, device=device, allow_mismatch=True), False
+    from ..build import BuildConfig, build_engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "model.engine"
+        with console.status("building the optimized engine (greenrt build defaults)"):
+            build_engine(path, out, BuildConfig(device=device or "cpu"), log=lambda msg: None)
+        return read_engine(out, device=device or "cpu"), True
+
+
+def _inspect_export(path: str, output: str) -> None:
+    from collections import Counter
+
+    import onnx
+
+    from .export_onnx import GREENRT, plan_to_onnx
+
+    engine, built = _engine_for(path)
+    model = plan_to_onnx(engine.plan, engine.weights, doc=f"greenrt optimized graph of {path}")
+    large = model.ByteSize() > 1.8 * 2**30  # protobuf's 2 GiB limit: weights beside it in OUT.onnx.data
+    onnx.save(model, output, save_as_external_data=large, location=Path(output).name + ".data" if large else None)
+    fused = Counter((n.op_type, n.overload) for n in model.graph.node if n.domain == GREENRT)
+    if model.functions:
+        table = Table(title="greenrt fused ops as model-local ONNX functions (domain greenrt)")
+        for col in ("function", "overload", "nodes", "body (standard ONNX ops)"):
+            table.add_column(col)
+        for f in model.functions:
+            body = ", ".join(n.op_type for n in f.node if n.op_type not in ("Constant", "Identity"))
+            table.add_row(f.name, f.overload, str(fused[f.name, f.overload]), body)
+        console.print(table)
+    console.print(f"wrote {escape(output)}{' (+ .data)' if large else ''}: {len(model.graph.node)} nodes "
+                  f"({sum(fused.values())} greenrt fused nodes, defined by {len(model.functions)} model-local ONNX "
+                  f"functions), {len(model.graph.initializer)} initializers"
+                  + (" (built with greenrt build's defaults for cpu first)" if built else ""), highlight=False)
+
+
+def _inspect_profile(args) -> None:
+    from ..build.inputs import index_bounds, parse_shapes, random_feeds
+    from ..onnx.dtypes import numpy_to_torch
+    from ..plan.profiles import Profile, opt_shapes
+    from ..runtime.runner import Runner
+    from ..runtime.session import node_arg, resolve_device
+    from .profile_layers import plot_layers, profile_layers
+
+    device = resolve_device(args.device or "cpu")
+    engine, _ = _engine_for(args.model, device.type)
+    cfg = engine.header.get("config", {})
+    runner = Runner(engine.plan, engine.weights, device, precision=cfg.get("precision"),
+                    channels_last=bool(cfg.get("channels_last")))
+    shapes = parse_shapes(args.shapes or "")
+    profiles = engine.header.get("profiles", [])
+    if profiles:  # the first profile's opt shapes for inputs not given
+        shapes = {**opt_shapes(Profile.from_json(profiles[0])), **shapes}
+    constants = set(engine.plan.constants)
+    specs = [node_arg(s) for s in engine.plan.inputs if s.name not in constants]
+    drawn = random_feeds(specs, shapes, seed=args.seed, int_bounds=index_bounds(engine.plan, runner.executor.constants))
+    if drawn.made_up:
+        err_console.print(f"random inputs with made-up shapes (dynamic dims set to 1): {drawn.describe_made_up()}",
+                          highlight=False, markup=False)
+    feeds = {k: numpy_to_torch(np.asarray(v), device) for k, v in drawn.arrays.items()}
+    with console.status(f"timing each layer on {device.type} ({args.runs} runs)"):
+        prof = profile_layers(runner, feeds, runs=args.runs)
+    total = prof.total_ms or 1.0
+    table = Table(title=f"slowest {min(args.top, len(prof.layers))} of {len(prof.layers)} layers on {device.type} "
+                        f"(median of {prof.runs} runs, inputs {prof.shapes})")
+    for col in ("#", "layer", "op", "implementation", "precision", "ms", "share", "cumulative"):
+        table.add_column(col, justify="right" if col in ("#", "ms", "share", "cumulative") else "left")
+    cumulative = 0.0
+    for layer in prof.slowest(args.top):
+        cumulative += layer.ms
+        table.add_row(str(layer.index), escape(layer.name), layer.op, layer.implementation, layer.precision,
+                      f"{layer.ms:.4f}", f"{100 * layer.ms / total:.1f}%", f"{100 * cumulative / total:.1f}%")
+    console.print(table)
+    console.print(f"sum of layers {prof.total_ms:.3f} ms; full run {prof.full_run_ms:.3f} ms (the same eager executor "
+                  f"without per-layer timing; an engine session on CUDA replays a CUDA graph instead)", highlight=False)
+    if args.plot:
+        missing = plot_layers(prof, args.plot, args.top)
+        if missing:
+            err_console.print(f"no plot: {missing}", highlight=False, markup=False)
+        else:
+            console.print(f"wrote {escape(args.plot)}", highlight=False)
 
 
 def _op_count_table(title: str, counts) -> Table:
