@@ -116,6 +116,32 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(needs matplotlib)")
     per.add_argument("--json", metavar="OUT", help="write the per-layer records to this JSON file")
 
+    p = sub.add_parser("bench", help="time greenrt against onnxruntime / torch baselines in one process: latency, "
+                                     "throughput, energy, gCO2e")
+    p.add_argument("model", help="path to an .onnx file or a greenrt engine")
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                   help="where greenrt runs (default: the engine's device, cpu for ONNX)")
+    p.add_argument("--batch", default="", help="comma-separated batch sizes; the batch is dim 0 of every input "
+                                               "(default 1,256 on cuda, 1,8 on cpu)")
+    p.add_argument("--shapes", default="", help="sizes of the other dynamic dims, e.g. input_ids:1x128 (dim 0 is "
+                                                "replaced by --batch)")
+    p.add_argument("--duration", type=_positive_float, default=None, metavar="S",
+                   help="steady throughput window in seconds (default 5 on cuda, 3 on cpu); with an energy counter "
+                        "at least 1 s and 20 calls")
+    p.add_argument("--warmup", type=int, default=10, metavar="N", help="warm-up calls per runner and batch (default 10)")
+    p.add_argument("--vs", default=None, help="baselines, comma-separated: onnxruntime,eager,eager-cudagraph,"
+                                              "torch-compile (default: all with --torch-module, else onnxruntime)")
+    p.add_argument("--torch-module", metavar="PKG.MOD:FACTORY",
+                   help="a callable returning an nn.Module that takes the model's inputs in order (torch baselines)")
+    p.add_argument("--reference", help="ONNX file for onnxruntime (default: MODEL, or the engine's recorded model)")
+    p.add_argument("--grid-intensity", type=_positive_float, default=None, metavar="G",
+                   help="grid carbon intensity in gCO2e/kWh for gCO2e per 1,000 inferences (default 480: approximate "
+                        "world average for 2023, Ember Global Electricity Review 2024)")
+    p.add_argument("--json", metavar="OUT", help="write greenrt-results/1 to this file")
+    p.add_argument("--plot", metavar="OUT.png", help="write bar charts (latency, throughput, energy)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first random input set (default 0)")
+    p.add_argument("--allow-mismatch", action="store_true", help="load an engine built for another setup anyway")
+
     p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos, greenrt vs onnxruntime")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--repeats", type=int, default=10, help="timed runs per runtime (default 10)")
@@ -173,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import commands
     from ..errors import GreenrtError
 
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the exact command line, for results metadata
     handler = getattr(commands, f"cmd_{args.command}")
     try:
         return handler(args)

@@ -615,3 +615,10 @@ def cmd_compare(args) -> int:
              compare.WITHIN_SPREAD if any(v.verdict == compare.WITHIN_SPREAD for v in verdicts) else compare.MATCH)
     print(f"verdict: {worst}" + (f" (K={args.spread_multiple:g})" if worst == compare.WITHIN_SPREAD else ""))
     return EXIT_MISMATCH if worst == compare.MISMATCH else EXIT_OK
+
+
+# -- bench -----------------------------------------------------------------------------------------------------
+def cmd_bench(args) -> int:
+    from .bench import run_bench_command
+
+    return run_bench_command(args, console, err_console)

@@ -1,0 +1,684 @@
+"""`greenrt bench`: greenrt against its baselines, side by side in one process, on rotating random inputs.
+
+For each batch size and each runner (greenrt, then onnxruntime / torch eager / eager + CUDA graph / torch.compile):
+warm-up, latency over many calls (CUDA events on the GPU, perf_counter after the call on CPU: p50/p90/p99), then
+throughput over a steady window with an energy counter read before and after it (NVML on CUDA, RAPL on CPU where
+readable; tools/energy.py enforces the minimum window a counter needs). Results follow greenrt-results/1
+(tools/results.py): one record per (runner, batch), greenrt's records carrying their ratios to each baseline.
+
+    config = BenchConfig(model="m.onnx", device="cpu", batches=[1, 8], vs=["onnxruntime"])
+    records, metadata = run_bench(config)
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import GreenrtError
+from . import energy
+
+BASELINES = ("onnxruntime", "eager", "eager-cudagraph", "torch-compile")
+TORCH_BASELINES = ("eager", "eager-cudagraph", "torch-compile")
+DEFAULT_BATCHES = {"cuda": [1, 256], "cpu": [1, 8]}
+DEFAULT_DURATION_S = {"cuda": 5.0, "cpu": 3.0}
+DEFAULT_WARMUP = 10
+# world-average carbon intensity of electricity generation; approximate: set --grid-intensity for your grid
+DEFAULT_GRID_INTENSITY = 480.0
+GRID_INTENSITY_SOURCE = ("approximate world average of electricity generation, about 480 gCO2e/kWh in 2023 "
+                         "(Ember, Global Electricity Review 2024; the IEA gives a similar figure); set "
+                         "--grid-intensity for your grid")
+LATENCY_MIN_CALLS, LATENCY_MAX_CALLS = 20, 2000
+ROTATING_INPUTS = 4  # distinct random input sets the calls cycle through
+
+
+# -- arguments ----------------------------------------------------------------------------------------------------
+def parse_batches(spec: str) -> list[int]:
+    """'1,256' -> [1, 256]."""
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        if not item.isdigit() or int(item) < 1:
+            raise GreenrtError(f"--batch: {item!r} is not a positive integer; write e.g. --batch 1,256")
+        out.append(int(item))
+    if not out:
+        raise GreenrtError("--batch: no batch size given; write e.g. --batch 1,256")
+    return list(dict.fromkeys(out))
+
+
+def parse_vs(spec: str) -> list[str]:
+    """'onnxruntime,eager' -> ['onnxruntime', 'eager']; unknown names are an error listing the known ones."""
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise GreenrtError(f"--vs: unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
+    return list(dict.fromkeys(names))
+
+
+def load_factory(spec: str) -> Callable:
+    """'pkg.mod:factory' -> the callable (it returns an nn.Module taking the model's inputs in order)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise GreenrtError(f"--torch-module: {spec!r}: write pkg.module:factory")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise GreenrtError(f"--torch-module: cannot import {module_name!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise GreenrtError(f"--torch-module: {module_name} has no callable {attr!r}")
+    return factory
+
+
+def batch_shapes(inputs, shapes: dict[str, list[int]], batch: int) -> dict[str, list[int]]:
+    """Each input's shape at ``batch``: dim 0 is the batch, other dims declared or from --shapes; a dynamic dim
+    with no size is an error asking for --shapes."""
+    out = {}
+    for arg in inputs:
+        given = shapes.get(arg.name)
+        declared = given if given is not None else arg.shape
+        if declared is None:
+            raise GreenrtError(f"input {arg.name!r} has unknown rank: give its shape with --shapes {arg.name}:...")
+        dims = list(declared)
+        if not dims:
+            out[arg.name] = []
+            continue
+        if isinstance(dims[0], int) and given is None and dims[0] != batch:
+            raise GreenrtError(f"input {arg.name!r} has a fixed batch dim {dims[0]} ({arg.shape}), so it cannot run "
+                               f"at batch {batch}: use --batch {dims[0]}")
+        dims[0] = batch
+        for i, d in enumerate(dims[1:], 1):
+            if not isinstance(d, int):
+                example = "x".join(str(x) if isinstance(x, int) else "N" for x in [batch, *dims[1:]])
+                raise GreenrtError(f"input {arg.name!r} has dynamic dim {i} ({d!r}) with no size: give its shape "
+                                   f"with --shapes {arg.name}:{example} (dim 0 is set by --batch)")
+        out[arg.name] = [int(d) for d in dims]
+    return out
+
+
+# -- arithmetic ---------------------------------------------------------------------------------------------------
+def percentiles(times_ms) -> dict[str, float]:
+    """p50/p90/p99 and mean of latencies in ms (linear interpolation: always p50 <= p90 <= p99)."""
+    a = np.asarray(times_ms, dtype=np.float64)
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {"latency_ms_p50": float(p50), "latency_ms_p90": float(p90), "latency_ms_p99": float(p99),
+            "latency_ms_mean": float(a.mean())}
+
+
+def gco2e_per_1000(joules_per_item: float | None, grid_g_per_kwh: float) -> float | None:
+    """Grams of CO2e per 1,000 inferences: J/item x 1000 items / 3.6e6 J per kWh x g/kWh."""
+    if joules_per_item is None:
+        return None
+    return joules_per_item * 1000.0 / 3.6e6 * grid_g_per_kwh
+
+
+def max_rel_err(ours, reference) -> float | None:
+    """max |a - b| / max |b| over the float outputs both give (in order); None if none compares."""
+    worst = None
+    for a, b in zip(ours, reference):
+        a, b = _as_numpy(a), _as_numpy(b)
+        if a is None or b is None or a.shape != b.shape or b.dtype.kind != "f" or not b.size:
+            continue
+        scale = float(np.max(np.abs(b))) or 1.0
+        err = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) / scale
+        if math.isfinite(err):
+            worst = err if worst is None else max(worst, err)
+    return worst
+
+
+def _as_numpy(value):
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            value = value.detach().float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
+    except ImportError:
+        pass
+    return np.asarray(value) if value is not None else None
+
+
+# -- runners ------------------------------------------------------------------------------------------------------
+@dataclass
+class Runner:
+    """One thing to time: ``step(i)`` runs one inference on input set i % ROTATING_INPUTS."""
+
+    name: str
+    precision: str
+    step: Callable[[int], object] | None = None
+    sync: Callable[[], None] = lambda: None
+    events: bool = False               # time with CUDA events (device work on the current stream)
+    torch_memory: bool = False         # peak memory from torch.cuda.max_memory_allocated
+    status: str = "ok"
+    reason: str = ""
+    note: str = ""
+
+
+@dataclass
+class BenchConfig:
+    model: str
+    device: str | None = None
+    batches: list[int] | None = None
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    duration_s: float | None = None
+    warmup: int = DEFAULT_WARMUP
+    vs: list[str] | None = None
+    torch_module: str | None = None
+    reference: str | None = None
+    grid_intensity: float = DEFAULT_GRID_INTENSITY
+    allow_mismatch: bool = False
+    seed: int = 0
+
+
+def _cuda_sync():
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def _skipped(name: str, precision: str, reason: str) -> Runner:
+    return Runner(name, precision, status="skipped", reason=reason)
+
+
+def _greenrt_runner(session, feeds_dev, device: str) -> Runner:
+    kind = "engine" if session.header is not None else "onnx"
+    precision = (session.header or {}).get("config", {}).get("precision") or "fp32"
+    cuda = device == "cuda"
+    return Runner(f"greenrt {kind} {precision}", precision, lambda i: session.run_device(feeds_dev[i % len(feeds_dev)]),
+                  _cuda_sync if cuda else (lambda: None), events=cuda, torch_memory=cuda)
+
+
+def _onnxruntime_runner(reference: str | None, feeds_np, device: str) -> Runner:
+    name = "onnxruntime fp32"
+    if reference is None:
+        return _skipped(name, "fp32", "this engine records no source model: pass the ONNX file with --reference")
+    if not Path(reference).is_file():
+        return _skipped(name, "fp32", f"source model {reference} not found: pass it with --reference")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return _skipped(name, "fp32", "onnxruntime is not installed: pip install 'greenrt[reference]'")
+    available = ort.get_available_providers()
+    wanted = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
+    providers = [p for p in wanted if p in available] or available
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(reference), opts, providers=providers)
+    note = f"providers {sess.get_providers()}; numpy in and out (copies included)"
+    return Runner(name, "fp32", lambda i: sess.run(None, feeds_np[i % len(feeds_np)]), note=note)
+
+
+def _torch_dtype(precision: str):
+    import torch
+
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+
+
+def _torch_inputs(feeds_dev, order: list[str], precision: str):
+    """The inputs as positional tensors per input set; float ones cast to the engine's reduced precision."""
+    dtype = _torch_dtype(precision)
+    out = []
+    for feeds in feeds_dev:
+        args = [feeds[n] for n in order]
+        if dtype is not None:
+            args = [a.to(dtype) if a.is_floating_point() else a for a in args]
+        out.append(args)
+    return out
+
+
+def _torch_runners(config: BenchConfig, names: list[str], feeds_dev, order, precision, device) -> list[Runner]:
+    """eager, eager + CUDA graph and torch.compile(mode='reduce-overhead') of --torch-module's module, in the
+    engine's precision."""
+    label = {"eager": f"torch eager {precision}", "eager-cudagraph": f"torch eager + CUDA graph {precision}",
+             "torch-compile": f"torch.compile {precision} (reduce-overhead)"}
+    wanted = [n for n in TORCH_BASELINES if n in names]
+    if not wanted:
+        return []
+    if not config.torch_module:
+        return [_skipped(label[n], precision, "needs --torch-module pkg.mod:factory (an nn.Module taking the "
+                                              "model's inputs in order)") for n in wanted]
+    import torch
+
+    module = load_factory(config.torch_module)()
+    if not isinstance(module, torch.nn.Module):
+        raise GreenrtError(f"--torch-module: {config.torch_module} returned {type(module).__name__}, not an nn.Module")
+    module = module.eval().to(device)
+    dtype = _torch_dtype(precision)
+    if dtype is not None:
+        module = module.to(dtype)
+    args = _torch_inputs(feeds_dev, order, precision)
+    cuda = device == "cuda"
+    sync = _cuda_sync if cuda else (lambda: None)
+
+    def eager(i):
+        with torch.inference_mode():
+            return module(*args[i % len(args)])
+
+    runners = []
+    for n in wanted:
+        if n == "eager":
+            runners.append(Runner(label[n], precision, eager, sync, events=cuda, torch_memory=cuda))
+        elif n == "eager-cudagraph":
+            if not cuda:
+                runners.append(_skipped(label[n], precision, "CUDA graphs need --device cuda"))
+                continue
+            try:
+                runners.append(Runner(label[n], precision, _cuda_graph_step(module, args), sync, events=True,
+                                      torch_memory=True, note="inputs copied into the graph's static inputs"))
+            except Exception as exc:  # a module that cannot be captured
+                runners.append(_skipped(label[n], precision, f"capture failed: {_first_line(exc)}"))
+        elif n == "torch-compile":
+            runners.append(_compile_runner(label[n], precision, module, args, sync, cuda))
+    return runners
+
+
+def _cuda_graph_step(module, args):
+    import torch
+
+    static = [a.clone() for a in args[0]]
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.inference_mode():
+        for _ in range(3):
+            module(*static)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.inference_mode():
+        out = module(*static)
+
+    def step(i):
+        for dst, src in zip(static, args[i % len(args)]):
+            dst.copy_(src)
+        graph.replay()
+        return out
+
+    return step
+
+
+def _compile_runner(name, precision, module, args, sync, cuda) -> Runner:
+    import torch
+
+    try:
+        compiled = torch.compile(module, mode="reduce-overhead")
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            compiled(*args[0])  # compile now, so a machine without a compiler is a skip, not a failure
+        sync()
+        compile_s = time.perf_counter() - t0
+    except Exception as exc:
+        return _skipped(name, precision, f"torch.compile failed here: {_first_line(exc)}")
+
+    def step(i):
+        with torch.inference_mode():
+            return compiled(*args[i % len(args)])
+
+    return Runner(name, precision, step, sync, events=cuda, torch_memory=cuda, note=f"compile {compile_s:.1f} s")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+# -- measuring ----------------------------------------------------------------------------------------------------
+def measure_latency(runner: Runner, budget_s: float, min_calls: int = LATENCY_MIN_CALLS,
+                    max_calls: int = LATENCY_MAX_CALLS) -> list[float]:
+    """Per-call latency in ms: CUDA events around each call on the GPU, else perf_counter after the call
+    returned (and synchronized). At least ``min_calls`` calls, then until ``budget_s`` or ``max_calls``."""
+    times: list[float] = []
+    if runner.events:
+        import torch
+
+        start_evt, end_evt = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    runner.sync()
+    t_start = time.perf_counter()
+    i = 0
+    while len(times) < min_calls or (time.perf_counter() - t_start < budget_s and len(times) < max_calls):
+        if runner.events:
+            start_evt.record()
+            runner.step(i)
+            end_evt.record()
+            end_evt.synchronize()
+            times.append(float(start_evt.elapsed_time(end_evt)))
+        else:
+            t0 = time.perf_counter()
+            runner.step(i)
+            runner.sync()
+            times.append((time.perf_counter() - t0) * 1e3)
+        i += 1
+    return times
+
+
+class UtilSampler:
+    """Mean GPU utilization (NVML, percent) sampled every ``period_s`` on a thread while the window runs."""
+
+    def __init__(self, counter, period_s: float = 0.05):
+        self._counter, self._period = counter, period_s
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        if hasattr(self._counter, "utilization"):
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def _loop(self):
+        while not self._stop.wait(self._period):
+            value = self._counter.utilization()
+            if value is not None:
+                self.samples.append(value)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return False
+
+    @property
+    def mean(self) -> float | None:
+        return float(np.mean(self.samples)) if self.samples else None
+
+
+def measure(runner: Runner, batch: int, config: BenchConfig, device: str, counter, duration_s: float) -> dict:
+    """Warm-up, latency percentiles, then the steady window's throughput, energy, utilization and peak memory."""
+    torch_memory = runner.torch_memory and device == "cuda"
+    if torch_memory:
+        import torch
+
+        runner.sync()
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(config.warmup):
+        runner.step(i)
+    runner.sync()
+    times = measure_latency(runner, budget_s=min(2.0, max(duration_s / 2, 0.05)))
+    with UtilSampler(counter) as util:
+        window = energy.run_window(runner.step, runner.sync, counter, duration_s)
+    fields = percentiles(times)
+    items = window.calls * batch
+    joules_per_item = window.joules / items if window.joules is not None else None
+    fields |= {
+        "items_per_s": items / window.seconds,
+        "joules_per_item": joules_per_item,
+        "watts": window.joules / window.seconds if window.joules is not None else None,
+        "gco2e_per_1000": gco2e_per_1000(joules_per_item, config.grid_intensity),
+        "gpu_util": util.mean,
+        "latency_calls": len(times),
+        "timing": "cuda events" if runner.events else "perf_counter",
+        "window_s": window.seconds,
+        "window_calls": window.calls,
+        "window_extended_to_minimum": window.extended,
+        "energy_source": counter.source if window.joules is not None else None,
+    }
+    if window.joules is None:
+        fields["energy_reason"] = window.reason or counter.reason
+    if torch_memory:
+        import torch
+
+        fields["peak_mem_bytes"] = int(torch.cuda.max_memory_allocated())
+    return fields
+
+
+# -- the whole run ------------------------------------------------------------------------------------------------
+def _feeds(session, shapes: dict[str, list[int]], seed: int, n: int) -> list[dict]:
+    from ..build.inputs import index_bounds, random_feeds
+
+    bounds = index_bounds(session.plan, session.executor.constants)
+    return [random_feeds(session.get_inputs(), shapes, seed=seed + k, int_bounds=bounds).arrays for k in range(n)]
+
+
+def _to_device(feeds_np: list[dict], device: str) -> list[dict]:
+    from ..onnx.dtypes import numpy_to_torch
+
+    return [{k: numpy_to_torch(np.asarray(v), device) for k, v in f.items()} for f in feeds_np]
+
+
+def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple[list[dict], dict]:
+    """Records (greenrt-results/1, greenrt's with ratios to every baseline that ran) and metadata extras."""
+    import torch
+
+    from ..runtime.session import InferenceSession
+    from .results import make_record
+
+    session = InferenceSession(config.model, device=config.device, allow_mismatch=config.allow_mismatch)
+    device = session.device.type
+    if device == "cuda":
+        torch.cuda.set_device(session.device)
+    batches = config.batches or _default_batches(session, device)
+    duration_s = config.duration_s if config.duration_s is not None else DEFAULT_DURATION_S[device]
+    vs = config.vs if config.vs is not None else (list(BASELINES) if config.torch_module else ["onnxruntime"])
+    if session.header is not None:
+        reference = config.reference or session.header.get("config", {}).get("model")
+    else:
+        reference = config.reference or config.model
+    unknown = set(config.shapes) - {a.name for a in session.get_inputs()}
+    if unknown:
+        raise GreenrtError(f"--shapes names unknown input(s) {sorted(unknown)}; inputs are "
+                           f"{[a.name for a in session.get_inputs()]}")
+    all_shapes = {b: batch_shapes(session.get_inputs(), config.shapes, b) for b in batches}  # errors before any run
+    counter = energy.energy_counter(device, session.device.index or 0)
+    model_name = Path(config.model).stem
+    order = [a.name for a in session.get_inputs()]
+    records: list[dict] = []
+    notes: dict[str, str] = {}
+    task = progress.add_task("bench", total=len(batches) * (1 + len(vs))) if progress is not None else None
+    for batch in batches:
+        feeds_np = _feeds(session, all_shapes[batch], config.seed, ROTATING_INPUTS)
+        feeds_dev = _to_device(feeds_np, device)
+        ours = _greenrt_runner(session, feeds_dev, device)
+        runners = [ours]
+        if "onnxruntime" in vs:
+            runners.append(_onnxruntime_runner(reference, feeds_np, device))
+        runners += _torch_runners(config, vs, feeds_dev, order, ours.precision, device)
+        expected = None
+        ort_runner = next((r for r in runners if r.name.startswith("onnxruntime") and r.status == "ok"), None)
+        if ort_runner is not None:
+            expected = ort_runner.step(0)
+        batch_records = []
+        for runner in runners:
+            if progress is not None:
+                progress.update(task, description=f"batch {batch}: {runner.name}")
+            rec = make_record(model_name, runner.name, runner.precision, batch, device, status=runner.status)
+            if runner.precision in ("fp16", "bf16", "fp8", "int8", "tf32"):
+                rec["max_rel_err_vs_onnxruntime"] = None  # filled below where onnxruntime ran
+            if runner.status == "ok":
+                try:
+                    rec |= measure(runner, batch, config, device, counter, duration_s)
+                    if expected is not None and runner is not ort_runner:
+                        rec["max_rel_err_vs_onnxruntime"] = max_rel_err(_outputs(runner.step(0)), expected)
+                except Exception as exc:
+                    if runner is ours:
+                        raise
+                    rec["status"], rec["reason"] = "failed", _first_line(exc)
+            else:
+                rec["reason"] = runner.reason
+            if runner.note:
+                rec["note"] = runner.note
+            if rec["status"] != "ok":
+                log(f"{runner.name} at batch {batch}: {rec['status']}: {rec.get('reason')}")
+            batch_records.append(rec)
+            if progress is not None:
+                progress.advance(task)
+        _add_ratios(batch_records[0], batch_records[1:])
+        records += batch_records
+    notes["energy"] = (f"{counter.source} counter, steady window at least {energy.MIN_WINDOW_S:g} s and "
+                       f"{energy.MIN_WINDOW_CALLS} calls" if counter.available else counter.reason)
+    if counter.source == "rapl":
+        notes["energy"] += "; RAPL counts the whole CPU package, every process on it"
+    extras = {
+        "grid_intensity_g_per_kwh": config.grid_intensity,
+        "grid_intensity_source": (GRID_INTENSITY_SOURCE if config.grid_intensity == DEFAULT_GRID_INTENSITY
+                                  else "--grid-intensity (given by the user)"),
+        "energy": notes["energy"],
+        "energy_min_window_s": energy.MIN_WINDOW_S,
+        "energy_min_window_calls": energy.MIN_WINDOW_CALLS,
+        "duration_s": duration_s,
+        "warmup": config.warmup,
+        "model_path": str(config.model),
+        "reference": reference,
+        "shapes": {str(b): s for b, s in all_shapes.items()},
+    }
+    return records, extras
+
+
+def _outputs(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _default_batches(session, device: str) -> list[int]:
+    dims0 = {a.shape[0] for a in session.get_inputs() if a.shape}
+    if len(dims0) == 1 and isinstance(next(iter(dims0)), int):
+        return [next(iter(dims0))]  # a fixed batch: that one
+    return list(DEFAULT_BATCHES[device])
+
+
+def _add_ratios(ours: dict, others: list[dict]) -> None:
+    """greenrt's latency speedup and throughput ratio against every baseline of the same batch that has figures."""
+    from .results import RATIO_FIELDS
+
+    for field_name, (_, compute) in RATIO_FIELDS.items():
+        if field_name == "round_latency_ratio_vs":
+            continue
+        values = {o["runner"]: compute(ours, o) for o in others}
+        values = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
+        if values:
+            ours[field_name] = values
+
+
+# -- output -------------------------------------------------------------------------------------------------------
+def _fmt(value, unit: str = "", digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}g}{unit}" if abs(value) < 10 ** digits else f"{value:,.0f}{unit}"
+
+
+def results_table(records: list[dict]):
+    """One row per (batch, runner); columns nobody measured (energy on a CPU without RAPL, GPU memory) left out."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    ok = [r for r in records if r.get("status", "ok") == "ok"]
+    columns = [("p50 ms", lambda r: r["latency_ms_p50"]), ("p90 ms", lambda r: r.get("latency_ms_p90")),
+               ("p99 ms", lambda r: r["latency_ms_p99"]), ("items/s", lambda r: r["items_per_s"]),
+               ("mJ/item", lambda r: r["joules_per_item"] * 1e3 if r["joules_per_item"] is not None else None),
+               ("W", lambda r: r["watts"]), ("gCO2e/1k", lambda r: r.get("gco2e_per_1000")),
+               ("GPU %", lambda r: r.get("gpu_util")),
+               ("peak MiB", lambda r: r["peak_mem_bytes"] / 2**20 if r["peak_mem_bytes"] is not None else None)]
+    columns = [(name, get) for name, get in columns if any(get(r) is not None for r in ok)]
+    table = Table(title="greenrt bench (ratios: greenrt's latency speedup / throughput ratio vs that runner)")
+    table.add_column("batch", justify="right")
+    table.add_column("runner")
+    for name, _ in columns:
+        table.add_column(name, justify="right")
+    table.add_column("greenrt vs it", justify="right")
+    ours_by_batch = {r["batch"]: r for r in records if r["runner"].startswith("greenrt")}
+    for r in records:
+        if r.get("status", "ok") != "ok":
+            table.add_row(str(r["batch"]), escape(r["runner"]),
+                          f"[yellow]{escape(r['status'] + ': ' + str(r.get('reason', '')))}[/yellow]",
+                          *[""] * len(columns))
+            continue
+        ours = ours_by_batch.get(r["batch"], {})
+        speed = ours.get("latency_speedup_vs", {}).get(r["runner"])
+        thr = ours.get("throughput_ratio_vs", {}).get(r["runner"])
+        ratio = f"{_fmt(speed)}x / {_fmt(thr)}x" if speed is not None or thr is not None else ""
+        table.add_row(str(r["batch"]), escape(r["runner"]), *[_fmt(get(r)) for _, get in columns], ratio)
+    return table
+
+
+def write_plot(path, records: list[dict]) -> bool:
+    """Bar charts of latency p50 per batch, throughput and joules per item, one bar per runner; False (after
+    saying what to install) where matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    ok = [r for r in records if r.get("status", "ok") == "ok"]
+    batches = sorted({r["batch"] for r in ok})
+    runners = list(dict.fromkeys(r["runner"] for r in ok))
+    panels = (("latency_ms_p50", "latency p50 (ms)", 1.0), ("items_per_s", "throughput (items/s)", 1.0),
+              ("joules_per_item", "energy (mJ/item)", 1e3))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    width = 0.8 / max(1, len(runners))
+    for ax, (key, title, scale) in zip(axes, panels):
+        for k, runner in enumerate(runners):
+            values = []
+            for b in batches:
+                rec = next((r for r in ok if r["runner"] == runner and r["batch"] == b), None)
+                v = rec.get(key) if rec else None
+                values.append(v * scale if v is not None else 0.0)
+            ax.bar(np.arange(len(batches)) + k * width, values, width, label=runner)
+        ax.set_xticks(np.arange(len(batches)) + width * (len(runners) - 1) / 2)
+        ax.set_xticklabels([f"batch {b}" for b in batches])
+        ax.set_title(title + ("" if any(r.get(key) is not None for r in ok) else " - not measured"))
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def run_bench_command(args, console, err_console) -> int:
+    """`greenrt bench` from parsed arguments: run, print the table, write --json and --plot; 0 on success (errors
+    are GreenrtError, which the CLI turns into exit 2 with the reason)."""
+    import shlex
+
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..build.inputs import parse_shapes
+    from .results import collect_metadata, write_results
+
+    if args.warmup < 0:
+        raise GreenrtError(f"--warmup: {args.warmup} (expected >= 0)")
+    config = BenchConfig(
+        model=args.model, device=args.device,
+        batches=parse_batches(args.batch) if args.batch.strip() else None,
+        shapes=parse_shapes(args.shapes), duration_s=args.duration, warmup=args.warmup,
+        vs=parse_vs(args.vs) if args.vs is not None else None, torch_module=args.torch_module,
+        reference=args.reference,
+        grid_intensity=args.grid_intensity if args.grid_intensity is not None else DEFAULT_GRID_INTENSITY,
+        allow_mismatch=args.allow_mismatch, seed=args.seed,
+    )
+    if not Path(config.model).is_file():
+        raise GreenrtError(f"{config.model}: no such file")
+    if config.torch_module:
+        load_factory(config.torch_module)  # a bad spec fails before any timing
+    logs: list[str] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
+        records, extras = run_bench(config, progress=progress, log=logs.append)
+    for line in logs:
+        err_console.print(escape(line), highlight=False)
+    console.print(results_table(records))
+    device = records[0]["device"]
+    if device == "cuda" and any(r["batch"] == 1 and r.get("watts") is not None for r in records):
+        console.print("note: at batch 1 the GPU's idle power dominates the energy per item", highlight=False)
+    if not any(r.get("joules_per_item") is not None for r in records):
+        console.print(f"energy: n/a ({escape(extras['energy'])})", highlight=False)
+    if args.json:
+        command = "greenrt " + shlex.join(getattr(args, "argv", None) or ["bench", args.model])
+        notes = ("greenrt bench: every runner in one process on the same rotating random inputs; latency p50/p90/"
+                 "p99 over single calls, throughput and energy over the steady window; ratios compare records of "
+                 "this file. Energy: " + extras["energy"])
+        metadata = collect_metadata(command, device=device, notes=notes, **extras)
+        write_results(args.json, metadata, records)
+        console.print(f"wrote {escape(args.json)}", highlight=False)
+    if args.plot:
+        if write_plot(args.plot, records):
+            console.print(f"wrote {escape(args.plot)}", highlight=False)
+        else:
+            err_console.print("--plot needs matplotlib: pip install matplotlib (skipped the plot)", highlight=False)
+    return 0
