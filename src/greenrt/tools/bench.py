@@ -490,7 +490,7 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
             if runner.status == "ok":
                 try:
                     rec |= measure(runner, batch, config, device, counter, duration_s)
-                    if expected is not None and runner is not ort_runner:
+                    if expected is not None and runner is not ort_runner:  # on the same first input set
                         rec["max_rel_err_vs_onnxruntime"] = max_rel_err(_outputs(runner.step(0)), expected)
                 except Exception as exc:
                     if runner is ours:
