@@ -294,3 +294,30 @@ def test_torch_baselines_without_module_are_skipped(mlp_path, tmp_path):
     (ours, eager) = load_results(out)["records"]
     assert eager["status"] == "skipped" and "--torch-module" in eager["reason"]
     assert "latency_speedup_vs" not in ours
+
+
+def test_fixed_batch_model(tmp_path, capsys):
+    path = tmp_path / "mlp1.onnx"
+    onnx.save(make_mlp_model(batch=1), path)
+    assert main(["bench", str(path), *FAST, "--batch", "4"]) == 2
+    assert "fixed batch dim 1" in capsys.readouterr().err
+    out = tmp_path / "r.json"
+    assert main(["bench", str(path), *FAST, "--json", str(out)]) == 0  # default batches: the fixed one
+    assert {r["batch"] for r in load_results(out)["records"]} == {1}
+
+
+def test_engine_uses_its_recorded_model_for_onnxruntime(mlp_path, tmp_path):
+    from greenrt.build import BuildConfig, build_engine
+
+    engine = tmp_path / "mlp.engine"
+    build_engine(str(mlp_path), str(engine), BuildConfig(device="cpu"))
+    out = tmp_path / "r.json"
+    assert main(["bench", str(engine), *FAST, "--batch", "2", "--json", str(out)]) == 0
+    data = load_results(out)
+    ours = find_record(data["records"], "greenrt engine fp32")
+    assert data["metadata"]["reference"] == str(mlp_path)
+    assert "onnxruntime fp32" in ours["latency_speedup_vs"]
+    mlp_path.unlink()  # the recorded model is gone: onnxruntime is skipped, saying how to point at it
+    assert main(["bench", str(engine), *FAST, "--batch", "2", "--json", str(out)]) == 0
+    ort = find_record(load_results(out)["records"], "onnxruntime fp32")
+    assert ort["status"] == "skipped" and "--reference" in ort["reason"]

@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive_float, default=None, metavar="S",
                    help="steady throughput window in seconds (default 5 on cuda, 3 on cpu); with an energy counter "
                         "at least 1 s and 20 calls")
-    p.add_argument("--warmup", type=int, default=10, metavar="N", help="warm-up calls per runner and batch (default 10)")
+    p.add_argument("--warmup", type=int, default=10, metavar="N",
+                   help="warm-up calls per runner and batch (default 10)")
     p.add_argument("--vs", default=None, help="baselines, comma-separated: onnxruntime,eager,eager-cudagraph,"
                                               "torch-compile (default: all with --torch-module, else onnxruntime)")
     p.add_argument("--torch-module", metavar="PKG.MOD:FACTORY",
