@@ -321,3 +321,47 @@ def test_engine_uses_its_recorded_model_for_onnxruntime(mlp_path, tmp_path):
     assert main(["bench", str(engine), *FAST, "--batch", "2", "--json", str(out)]) == 0
     ort = find_record(load_results(out)["records"], "onnxruntime fp32")
     assert ort["status"] == "skipped" and "--reference" in ort["reason"]
+
+
+def test_plot_without_matplotlib_says_what_to_install(mlp_path, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    png = tmp_path / "bench.png"
+    assert main(["bench", str(mlp_path), *FAST, "--batch", "1", "--plot", str(png)]) == 0
+    assert "pip install matplotlib" in capsys.readouterr().err and not png.exists()
+
+
+def test_bf16_engine_runs_torch_baseline_in_bf16(mlp_path, tmp_path):
+    from greenrt.build import BuildConfig, build_engine
+
+    engine = tmp_path / "mlp_bf16.engine"
+    build_engine(str(mlp_path), str(engine), BuildConfig(device="cpu", precision="bf16"))
+    out = tmp_path / "r.json"
+    assert main(["bench", str(engine), *FAST, "--batch", "2", "--vs", "onnxruntime,eager", "--torch-module", FACTORY,
+                 "--json", str(out)]) == 0
+    records = load_results(out)["records"]  # reduced-precision records carry their error vs onnxruntime
+    ours = find_record(records, "greenrt engine bf16")
+    eager = find_record(records, "torch eager bf16")
+    assert eager["precision"] == "bf16" and eager["status"] == "ok"
+    assert 0 < eager["max_rel_err_vs_onnxruntime"] < 5e-2 and ours["max_rel_err_vs_onnxruntime"] < 5e-2
+
+
+@pytest.mark.gpu
+def test_cuda_bench_times_with_events_and_reads_nvml(mlp_path, tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["bench", str(mlp_path), "--device", "cuda", "--duration", "0.2", "--batch", "1,64",
+                 "--vs", "onnxruntime,eager,eager-cudagraph", "--torch-module", FACTORY, "--json", str(out)]) == 0
+    records = load_results(out)["records"]
+    for r in records:
+        assert r["status"] == "ok", r
+        assert 0 < r["latency_ms_p50"] <= r["latency_ms_p90"] <= r["latency_ms_p99"]
+        if r["energy_source"] == "nvml":  # the counter's minimum window applies
+            assert r["window_s"] >= energy.MIN_WINDOW_S and r["window_calls"] >= energy.MIN_WINDOW_CALLS
+            assert r["watts"] > 0 and r["joules_per_item"] > 0
+        else:
+            assert r["joules_per_item"] is None and r["energy_reason"]
+    ours = find_record(records, "greenrt onnx fp32", batch=64)
+    assert ours["timing"] == "cuda events" and isinstance(ours["peak_mem_bytes"], int)
+    assert set(ours["throughput_ratio_vs"]) == {"onnxruntime fp32", "torch eager fp32",
+                                                "torch eager + CUDA graph fp32"}
