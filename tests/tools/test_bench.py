@@ -365,3 +365,18 @@ def test_cuda_bench_times_with_events_and_reads_nvml(mlp_path, tmp_path):
     assert ours["timing"] == "cuda events" and isinstance(ours["peak_mem_bytes"], int)
     assert set(ours["throughput_ratio_vs"]) == {"onnxruntime fp32", "torch eager fp32",
                                                 "torch eager + CUDA graph fp32"}
+
+
+def test_nvml_counter_not_supported_is_n_a_with_the_reason(monkeypatch):
+    pynvml = pytest.importorskip("pynvml")
+
+    class NotSupported(Exception):
+        pass
+
+    def refuse(handle):
+        raise NotSupported("Not Supported")
+
+    monkeypatch.setattr(energy, "nvml_handle", lambda index=0: (pynvml, object()))
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", refuse)
+    counter = energy.energy_counter("cuda", 0)
+    assert not counter.available and "NotSupported: Not Supported" in counter.reason

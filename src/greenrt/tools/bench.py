@@ -448,8 +448,10 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
 
     session = InferenceSession(config.model, device=config.device, allow_mismatch=config.allow_mismatch)
     device = session.device.type
+    device_index = 0
     if device == "cuda":
-        torch.cuda.set_device(session.device)
+        device_index = session.device.index if session.device.index is not None else torch.cuda.current_device()
+        torch.cuda.set_device(device_index)  # events, memory stats and NVML all on the session's GPU
     batches = config.batches or _default_batches(session, device)
     duration_s = config.duration_s if config.duration_s is not None else DEFAULT_DURATION_S[device]
     vs = config.vs if config.vs is not None else (list(BASELINES) if config.torch_module else ["onnxruntime"])
@@ -462,7 +464,7 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
         raise GreenrtError(f"--shapes names unknown input(s) {sorted(unknown)}; inputs are "
                            f"{[a.name for a in session.get_inputs()]}")
     all_shapes = {b: batch_shapes(session.get_inputs(), config.shapes, b) for b in batches}  # errors before any run
-    counter = energy.energy_counter(device, session.device.index or 0)
+    counter = energy.energy_counter(device, device_index)
     model_name = Path(config.model).stem
     order = [a.name for a in session.get_inputs()]
     records: list[dict] = []

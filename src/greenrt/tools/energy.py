@@ -161,8 +161,10 @@ def energy_counter(device: str, device_index: int = 0):
     if str(device).startswith("cuda"):
         try:
             nvml, handle = nvml_handle(device_index)
-            return NvmlCounter(handle, nvml)
-        except Exception as exc:  # no nvidia-ml-py, no driver library
+            counter = NvmlCounter(handle, nvml)
+            counter.snapshot()  # a GPU without the counter (pre-Volta, a MIG slice) says so here, not mid-run
+            return counter
+        except Exception as exc:  # no nvidia-ml-py, no driver library, counter not supported
             return NoCounter(f"NVML unavailable ({type(exc).__name__}: {exc})")
     return rapl_counter()
 
