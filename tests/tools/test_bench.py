@@ -380,3 +380,11 @@ def test_nvml_counter_not_supported_is_n_a_with_the_reason(monkeypatch):
     monkeypatch.setattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", refuse)
     counter = energy.energy_counter("cuda", 0)
     assert not counter.available and "NotSupported: Not Supported" in counter.reason
+
+
+def test_runner_off_the_counted_device_gets_no_energy():
+    """onnxruntime on the CPU in a CUDA bench: NVML would count an idle GPU, so its energy is n/a, saying why."""
+    runner = bench.Runner("onnxruntime fp32", "fp32", step=lambda i: sum(range(100)), device="cpu")
+    fields = bench.measure(runner, 1, bench.BenchConfig(model="m.onnx", warmup=1), "cuda", _FakeNvml(), 0.01)
+    assert fields["joules_per_item"] is None and fields["watts"] is None
+    assert fields["energy_reason"] == "runs on cpu; the nvml counter measures cuda"

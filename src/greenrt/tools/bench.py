@@ -157,6 +157,7 @@ class Runner:
     status: str = "ok"
     reason: str = ""
     note: str = ""
+    device: str | None = None          # where it runs, when not the bench's device (onnxruntime without CUDA)
 
 
 @dataclass
@@ -210,7 +211,8 @@ def _onnxruntime_runner(reference: str | None, feeds_np, device: str) -> Runner:
     opts.log_severity_level = 3
     sess = ort.InferenceSession(str(reference), opts, providers=providers)
     note = f"providers {sess.get_providers()}; numpy in and out (copies included)"
-    return Runner(name, "fp32", lambda i: sess.run(None, feeds_np[i % len(feeds_np)]), note=note)
+    runs_on = "cuda" if "CUDAExecutionProvider" in sess.get_providers() else "cpu"
+    return Runner(name, "fp32", lambda i: sess.run(None, feeds_np[i % len(feeds_np)]), note=note, device=runs_on)
 
 
 def _torch_dtype(precision: str):
@@ -398,6 +400,9 @@ def measure(runner: Runner, batch: int, config: BenchConfig, device: str, counte
         runner.step(i)
     runner.sync()
     times = measure_latency(runner, budget_s=min(2.0, max(duration_s / 2, 0.05)))
+    if runner.device is not None and runner.device != device:  # e.g. NVML would see an idle GPU
+        counter = energy.NoCounter(f"runs on {runner.device}; the {counter.source or 'energy'} counter measures "
+                                   f"{device}")
     with UtilSampler(counter) as util:
         window = energy.run_window(runner.step, runner.sync, counter, duration_s)
     fields = percentiles(times)
@@ -486,7 +491,8 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
         for runner in runners:
             if progress is not None:
                 progress.update(task, description=f"batch {batch}: {runner.name}")
-            rec = make_record(model_name, runner.name, runner.precision, batch, device, status=runner.status)
+            rec = make_record(model_name, runner.name, runner.precision, batch, runner.device or device,
+                              status=runner.status)
             if runner.precision in ("fp16", "bf16", "fp8", "int8", "tf32"):
                 rec["max_rel_err_vs_onnxruntime"] = None  # filled below where onnxruntime ran
             if runner.status == "ok":
