@@ -113,11 +113,15 @@ def test_engine_cnn_with_fused_conv_matches_executor(cnn_engine, rng):
     executor = Executor(cnn_engine.plan, cnn_engine.weights, "cpu")
     assert "FusedConv" in [s.op_type for s in cnn_engine.plan.steps]
     gm, inputs, outputs = lower_to_fx(cnn_engine.plan, weights=cnn_engine.weights)  # from a plan + weights
-    compiled = torch.compile(gm, backend="aot_eager")
     for batch in (1, 3):
         feeds = _feeds(rng, x=(batch, 3, 16, 16))
         expected = executor.run(feeds)
         _assert_same(_run_gm(gm, inputs, feeds), expected)
+        # specialized per shape, the whole engine (oneDNN fused convs, Flatten) is one dynamo graph
+        spec = ShapeSpecializer(executor).prepare(feeds)
+        gm_spec, inputs, _ = lower_to_fx(executor, specialization=spec)
+        _assert_same(_run_gm(gm_spec, inputs, feeds), expected)
+        compiled = torch.compile(gm_spec, backend="aot_eager", fullgraph=True)
         _assert_same(_run_gm(compiled, inputs, feeds), expected, exact=False)
 
 
@@ -205,9 +209,9 @@ def test_corpus_engine_lowered_whole_matches_executor(tmp_path):
 @pytest.mark.heavy  # Inductor's C++ compile: minutes on a cold cache; run with -m heavy
 def test_inductor_compiles_the_lowered_cnn(cnn_engine, rng):
     executor = Executor(cnn_engine.plan, cnn_engine.weights, "cpu")
-    gm, inputs, _ = lower_to_fx(executor)
-    compiled = torch.compile(gm, backend="inductor")
     feeds = _feeds(rng, x=(2, 3, 16, 16))
+    gm, inputs, _ = lower_to_fx(executor, specialization=ShapeSpecializer(executor).prepare(feeds))
+    compiled = torch.compile(gm, backend="inductor", fullgraph=True)
     start = time.perf_counter()
     got = _run_gm(compiled, inputs, feeds)
     print(f"inductor compile+first run: {time.perf_counter() - start:.1f}s")

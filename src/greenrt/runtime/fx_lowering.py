@@ -20,6 +20,7 @@ former and leaves the rest to the executor.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from typing import Any, Iterable, Mapping, Sequence
@@ -110,8 +111,16 @@ def fused_conv_traceable(x, w, b=None, z=None, *, activation="", activation_para
     return _fused._activation(activation, activation_params)(y)
 
 
+def flatten_traceable(x, *, axis=1):
+    """Flatten with math.prod on the shape (the op's np.prod over a traced shape is a graph break)."""
+    if not torch.compiler.is_compiling():
+        return REGISTRY.lookup("", "Flatten", 13).fn(x, axis=axis)
+    axis = axis + x.ndim if axis < 0 else axis
+    return x.reshape((math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
+
+
 # op implementations replaced in the lowered graph by a traceable equivalent (same results when run eagerly)
-_TRACEABLE = {(_fused.GREENRT, "FusedConv"): fused_conv_traceable}
+_TRACEABLE = {(_fused.GREENRT, "FusedConv"): fused_conv_traceable, ("", "Flatten"): flatten_traceable}
 
 
 def _first(result: Any) -> Any:
