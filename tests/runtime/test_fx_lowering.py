@@ -206,6 +206,65 @@ def test_corpus_engine_lowered_whole_matches_executor(tmp_path):
     _assert_same(_run_gm(compiled, inputs, feeds), expected, exact=False)
 
 
+def _ctx_model():
+    """Ops that take the OpContext: MaxPool, Split (two outputs), Cast; a ConstantOfShape on a computed shape."""
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
+        helper.make_node("Split", ["p"], ["a", "b"], axis=1, num_outputs=2, name="split"),
+        helper.make_node("Cast", ["b"], ["b16"], to=TensorProto.FLOAT16, name="to_half"),
+        helper.make_node("Cast", ["b16"], ["b32"], to=TensorProto.FLOAT, name="to_float"),
+        helper.make_node("Shape", ["a"], ["s"], name="shape"),
+        helper.make_node("ConstantOfShape", ["s"], ["ones"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.5]),
+                         name="ones"),
+        helper.make_node("Mul", ["a", "ones"], ["a2"], name="scale"),
+        helper.make_node("Sub", ["a2", "b32"], ["y"], name="sub"),
+    ]
+    graph = helper.make_graph(nodes, "ctx", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 4, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_ops_taking_the_op_context_and_multi_output_steps(rng):
+    executor = Executor.from_model(load_model(_ctx_model()))
+    assert {b.step.name for b in executor.steps if b.impl.wants_ctx} >= {"pool", "split", "to_half", "ones"}
+    feeds = _feeds(rng, x=(3, 4, 8, 8))
+    expected = executor.run(feeds)
+    gm, inputs, _ = lower_to_fx(executor)
+    assert any(n.op == "get_attr" and n.target.startswith("ctx") for n in gm.graph.nodes)
+    _assert_same(_run_gm(gm, inputs, feeds), expected)
+    gm, inputs, _ = lower_to_fx(executor, specialization=ShapeSpecializer(executor).prepare(feeds))
+    _assert_same(_run_gm(gm, inputs, feeds), expected)
+    compiled = torch.compile(gm, backend="aot_eager", fullgraph=True)
+    _assert_same(_run_gm(compiled, inputs, feeds), expected, exact=False)
+
+
+def test_corpus_engine_lowered_slice_by_slice(tmp_path):
+    """efficientnet_lite0's CPU engine cut into four slices, each lowered and run, chained: the engine's result."""
+    from greenrt.zoo.corpus import CORPUS
+
+    entry = CORPUS["efficientnet_lite0"]
+    try:
+        path = entry.export()
+    except Exception as exc:
+        pytest.skip(f"efficientnet_lite0 unavailable: {exc}")
+    feeds_np = {k: v[:1] for k, v in entry.inputs()[0].items()}
+    build_engine(path, tmp_path / "e.engine", BuildConfig(device="cpu"), log=lambda m: None, samples=[feeds_np])
+    engine = read_engine(tmp_path / "e.engine", device="cpu")
+    executor = Executor(engine.plan, engine.weights, "cpu")
+    feeds = {k: torch.from_numpy(v) for k, v in feeds_np.items()}
+    steps = engine.plan.steps
+    bounds = [0, len(steps) // 4, len(steps) // 2, 3 * len(steps) // 4, len(steps)]
+    env = dict(feeds)
+    for lo, hi in zip(bounds, bounds[1:]):
+        gm, inputs, outputs = lower_to_fx(executor, steps[lo:hi])
+        assert outputs  # every slice hands something on
+        env.update(zip(outputs, _run_gm(gm, inputs, env)))
+    _assert_same([env[n] for n in executor.output_names], executor.run(feeds))
+
+
 @pytest.mark.heavy  # Inductor's C++ compile: minutes on a cold cache; run with -m heavy
 def test_inductor_compiles_the_lowered_cnn(cnn_engine, rng):
     executor = Executor(cnn_engine.plan, cnn_engine.weights, "cpu")
