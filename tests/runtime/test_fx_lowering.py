@@ -184,6 +184,20 @@ def test_if_is_refused_by_name_and_split_off(rng):
         _assert_same([env["y"]], executor.run(feeds))
 
 
+def test_lowerable_predicate():
+    from greenrt.plan.plan import PlanStep, TensorSpec
+
+    def step(op_type, domain="", **kw):
+        return PlanStep(domain, op_type, 1, f"n_{op_type}", ["x"], ["y"], **kw)
+
+    assert lowerable(step("Relu")) and lowerable(step("FusedConv", "greenrt"))
+    for bad in (step("NonZero"), step("RandomNormal"), step("SequenceConstruct"), step("OptionalHasElement"),
+                step("Loop", attrs={"body": {"graph": 0}}),
+                step("Identity", output_specs=[TensorSpec("y", 8)]),  # a string tensor
+                step("Identity", input_specs=[TensorSpec("x", 1, kind="sequence")])):
+        assert not lowerable(bad), bad.op_type
+
+
 def test_corpus_engine_lowered_whole_matches_executor(tmp_path):
     from greenrt.zoo.corpus import CORPUS
 

@@ -16,6 +16,10 @@ Not every step can be lowered: control flow and anything with a subgraph, random
 string values, and ops whose output shape depends on data. ``lowerable(step)`` says which, and
 ``split_lowerable(steps)`` cuts a step list into runs of lowerable and non-lowerable steps, so a caller lowers the
 former and leaves the rest to the executor.
+
+The module holds the executor's device tensors as buffers (host-read ones on the CPU): lower from an executor on
+the target device rather than moving the module. A module lowered with a specialization is valid only for the
+input shapes that specialization was prepared for (its shape math is baked in).
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def why_not_lowerable(step: PlanStep, impl=None) -> str | None:
         return "its output shape depends on input values"
     if step.domain == "" and step.op_type in RANDOM_OPS:
         return "draws random numbers (its results could not match the executor's)"
-    if step.op_type.startswith(("Sequence", "Optional")) or "Sequence" in step.op_type:
+    if "Sequence" in step.op_type or step.op_type.startswith("Optional"):
         return "works on sequences/optionals"
     for spec in list(step.input_specs) + list(step.output_specs):
         if spec is not None and spec.kind != "tensor":
