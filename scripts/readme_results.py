@@ -268,6 +268,29 @@ def _resnet_ab(r: dict[str, Results]) -> str:
                 f"{f.file()}.")
 
 
+def _bench_tool(r: dict[str, Results]) -> str:
+    """`greenrt bench`'s own file: every runner at each batch, with the ratios it recorded and the energy column."""
+    f = r["bench_resnet50_fp16_h200.json"]
+    ours = next(x["runner"] for x in f.records if x["runner"].startswith("greenrt"))
+    rows = ["| batch | runner | p50 / p99 latency | throughput | energy per image | max rel err vs ort | "
+            "greenrt's ratio |", "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for rec in f.records:
+        if rec["runner"] == ours or rec["status"] != "ok":
+            gain = "" if rec["status"] == "ok" else rec["status"]
+        else:
+            mine = f.one(runner=ours, batch=rec["batch"])
+            kind = "latency_speedup_vs" if rec["batch"] == 1 else "throughput_ratio_vs"
+            gain = ratio(f.ratio(kind, mine, rec["runner"]))
+        rows.append(f"| {rec['batch']} | {rec['runner']} | {ms(rec['latency_ms_p50'])} / {ms(rec['latency_ms_p99'])} | "
+                    f"{img_per_s(rec['items_per_s'])} | {mj(rec['joules_per_item']) if rec['joules_per_item'] else 'n/a'}"
+                    f" | {err(rec.get('max_rel_err_vs_onnxruntime')) if rec.get('max_rel_err_vs_onnxruntime') else '-'}"
+                    f" | {gain} |")
+    head = para(f"**`greenrt bench` on ResNet-50 fp16** (the command a user types, torch baselines from the same "
+                f"seeded module; onnxruntime is the CPU build the GPU machine has; ratio: batch 1 latency, larger "
+                f"batches throughput; plot `bench/results/{f.name.replace('.json', '.png')}`):")
+    return "\n\n".join([head, "\n".join(rows), para(f"Source: {f.cite(('torch', 'onnxruntime'))}.")])
+
+
 def _efficientnet(r: dict[str, Results]) -> str:
     f = r["efficientnet_lite0_precision_h100.json"]
     parts = []
@@ -451,7 +474,7 @@ def block_measured(r: dict[str, Results]) -> str:
     intro = para("Rendered by `python scripts/readme_results.py` from the files under `bench/results/` "
                  "(greenrt-results/1, `src/greenrt/tools/results.py`); the test suite fails when this section and "
                  "the files disagree. Each source is one run; every ratio compares runners of the same run.")
-    sections = [intro, _resnet(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
+    sections = [intro, _resnet(r), _bench_tool(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
                 _node_counts(r),
                 _cpu_ab(r), _sensitivity(r), _install(r)]
     return "\n" + "\n\n".join(sections) + "\n"

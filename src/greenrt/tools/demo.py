@@ -16,7 +16,7 @@ from rich.table import Table
 from ..zoo import cache_dir
 from ..zoo import efficientnet_lite as e
 from .compare import compare_arrays
-from .energy import EnergyMeter
+from .energy import energy_counter, run_window
 
 console = Console()
 
@@ -77,17 +77,22 @@ def run_demo(device: str = "cpu", repeats: int = 10, precision: str = "fp32") ->
     x1, x1_dev = batch[:1], x[:1].contiguous()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
-    def timed(fn):
+    counter = energy_counter(device)
+
+    def timed(fn, energy_counter=counter):
         fn()  # warm-up (and CUDA-graph capture for the engine)
-        with EnergyMeter(device) as meter:
-            ms = _median_ms(lambda: (fn(), sync()), repeats)
-        energy = f"{meter.joules / repeats:.3f}" if meter.joules is not None else f"n/a: {meter.reason}"
-        return ms, energy
+        ms = _median_ms(lambda: (fn(), sync()), repeats)
+        # energy over its own window, long enough for the counter (NVML updates every ~20-100 ms: ten
+        # sub-millisecond runs would read mostly its quantization)
+        window = run_window(lambda i: fn(), sync, energy_counter, duration_s=0.0)
+        if window.joules is None:
+            return ms, f"n/a: {window.reason}"
+        return ms, f"{window.joules / window.calls:.4f} ({window.calls} runs over {window.seconds:.1f} s)"
 
     rows = [
         ("greenrt engine", device, *timed(lambda: engine.run_device({"image": x1_dev}))),
         ("greenrt, ONNX as-is (interpreted)", device, *timed(lambda: plain.run(None, {"image": x1_dev}))),
-        ("onnxruntime", "cpu", timed(lambda: ort_sess.run(None, {"image": x1}))[0], "n/a: CPU (NVML measures GPUs only)"),
+        ("onnxruntime", "cpu", *timed(lambda: ort_sess.run(None, {"image": x1}), energy_counter("cpu"))),
     ]
     perf = Table(title="batch-1 latency (median of %d) and energy per inference" % repeats)
     for col in ("runtime", "device", "latency ms", "energy J/inference"):
