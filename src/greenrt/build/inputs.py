@@ -23,13 +23,17 @@ DEFAULT_DYNAMIC_DIM = 1
 
 
 def parse_shapes(spec: str) -> dict[str, list[int]]:
-    """'input:1x3x224x224,mask:1x128' -> {'input': [1, 3, 224, 224], 'mask': [1, 128]}."""
+    """'input:1x3x224x224,mask:1x128' -> {'input': [1, 3, 224, 224], 'mask': [1, 128]}; a range
+    'input:1x3x224x224/8x3x224x224/32x3x224x224' (the syntax of build's profiles) gives its OPT."""
     shapes: dict[str, list[int]] = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         name, sep, dims = item.rpartition(":")
-        if not sep or not name or not re.fullmatch(r"\d+(x\d+)*", dims):
-            raise InvalidInputError(f"--shapes: cannot parse {item!r}; write NAME:1x3x224x224 (comma-separated)")
-        shapes[name] = [int(d) for d in dims.split("x")]
+        parts = dims.split("/")
+        if not sep or not name or len(parts) not in (1, 3) or \
+                not all(re.fullmatch(r"\d+(x\d+)*", part) for part in parts):
+            raise InvalidInputError(f"--shapes: cannot parse {item!r}; write NAME:1x3x224x224 or "
+                                    "NAME:MIN/OPT/MAX (comma-separated)")
+        shapes[name] = [int(d) for d in parts[len(parts) // 2].split("x")]
     return shapes
 
 

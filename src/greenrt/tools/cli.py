@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import arguments as arg
+
 from .exit_codes import EXIT_ERROR, EXIT_MISMATCH, EXIT_OK  # noqa: F401 (re-exported for scripts)
 
 
@@ -20,18 +22,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="path to an .onnx file or a greenrt engine")
-    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
-                   help="where greenrt runs (default: the engine's device, cpu for ONNX)")
-    p.add_argument("--inputs", help=".npz file with one array per model input (default: random, seed 0)")
-    p.add_argument(
-        "--shapes",
-        default="",
-        help="values for dynamic dims of random inputs, e.g. input:1x3x224x224,mask:1x128",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
-    p.add_argument("--allow-mismatch", action="store_true",
-                   help="load an engine built for other versions or another device anyway (with a warning)")
+    """What run and compare share: the model, where it runs, and its inputs (a file, or random at --shapes)."""
+    arg.add_model(p)
+    arg.add_device(p)
+    arg.add_inputs(p)
+    arg.add_shapes(p, meaning="sizes the dynamic dims of random inputs")
+    arg.add_seed(p)
+    arg.add_allow_mismatch(p)
 
 
 def _positive_float(text: str) -> float:
@@ -49,23 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print versions and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    p = sub.add_parser("build", help="optimize a model for a device and write one engine file")
-    p.add_argument("model", help="path to an .onnx file")
+    p = sub.add_parser("build", help="optimize a model and write one engine file",
+                       epilog=arg.example("greenrt build model.onnx --fp16 --shapes image:1x3x224x224/32x3x224x224/"
+                                          "256x3x224x224 --inputs samples.npz -o model.engine"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    arg.add_model(p, "an .onnx file")
     p.add_argument("-o", "--output", help="engine file to write (default MODEL.engine)")
-    p.add_argument("--device", default=None, choices=["cpu", "cuda"], help="target device (default cuda if present)")
+    arg.add_device(p, meaning="target device (default cuda if present)")
     prec = p.add_mutually_exclusive_group()
+    arg.add_precision(prec, default=None, meaning="engine precision; --fp16, --bf16, --tf32 say the same")
     for name in ("fp16", "bf16", "tf32"):
         prec.add_argument(f"--{name}", dest="precision", action="store_const", const=name,
-                          help=f"build in {name} (default fp32)")
+                          help=f"build in {name} (the same as --precision {name})")
     p.add_argument("--layer-precision", default="",
                    help="per-layer precision by node name or op type, wildcards: 'encoder.*.softmax=fp32,Softmax=fp32'")
-    p.add_argument("--shapes", action="append", default=[], metavar="PROFILE",
-                   help="one optimization profile: name:MIN/OPT/MAX[,name:...] e.g. image:1x3x224x224/8x3x224x224/"
-                        "32x3x224x224 (repeat for several profiles)")
+    arg.add_shapes(p, profiles=True)
     p.add_argument("--workspace", help="activation memory limit at the profiles' max shapes, e.g. 4G")
-    p.add_argument("--inputs", action="append", default=[], metavar="NPZ",
-                   help="sample inputs (.npz, one array per model input; repeatable) for the fp16 range fallback, "
-                        "--max-error and the accuracy check (default: random at the opt shapes)")
+    arg.add_inputs(p, repeatable=True, meaning="of sample inputs for the fp16 range fallback, --max-error and the "
+                                                 "checks (default: random inputs at shapes known to suit the model)")
     p.add_argument("--outputs", default="", metavar="NAMES",
                    help="comma-separated intermediate tensors to return as extra engine outputs, e.g. the logits "
                         "under a final Softmax")
@@ -78,12 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                    help="NHWC through conv chains (default: on for models with convolutions)")
 
-    p = sub.add_parser("run", help="run a model through greenrt")
+    p = sub.add_parser("run", help="run a model through greenrt",
+                       epilog=arg.example("greenrt run model.engine --inputs in.npz --save-outputs out.npz",
+                                          "greenrt run model.onnx --shapes image:1x3x224x224"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(p)
     p.add_argument("--save-outputs", help="write outputs to this .npz file")
 
-    p = sub.add_parser("compare", help="run greenrt and onnxruntime on the same inputs and compare outputs; over the "
-                                       "tolerance, judge the error against the references' own spread")
+    p = sub.add_parser("compare", help="compare greenrt with onnxruntime, per output or layer",
+                       description="run greenrt and onnxruntime on the same inputs and compare outputs; over the "
+                                   "tolerance, judge the error against the references' own spread",
+                       epilog=arg.example("greenrt compare model.engine --inputs in.npz",
+                                          "greenrt compare model.onnx --per-layer --precision fp16 --rtol 1e-2 "
+                                          "--plot growth.png"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(p)
     p.add_argument("--reference", help="ONNX model the references run (default: MODEL, or for an engine the model "
                                        "path recorded in it)")
@@ -103,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     per.add_argument("--per-layer", action="store_true",
                      help="compare every fused layer (plan step output) with the ONNX tensor of the same name: error "
                           "per layer in graph order, the first layer over the tolerance and the first MISMATCH")
-    per.add_argument("--precision", choices=["fp32", "tf32", "fp16", "bf16"],
-                     help="an ONNX MODEL is built into a temporary engine first: its precision (default fp32)")
+    arg.add_precision(per, default=None, meaning="an ONNX MODEL is built into a temporary engine first: its precision")
     per.add_argument("--layer-precision", default="", help="that build's per-layer precision (as in build)")
     per.add_argument("--no-optimize", action="store_true", help="that build skips the graph passes")
     per.add_argument("--load-inputs", metavar="NPZ", help="inputs from this .npz (as --inputs)")
@@ -116,15 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(needs matplotlib)")
     per.add_argument("--json", metavar="OUT", help="write the per-layer records to this JSON file")
 
-    p = sub.add_parser("bench", help="time greenrt against onnxruntime / torch baselines in one process: latency, "
-                                     "throughput, energy, gCO2e")
-    p.add_argument("model", help="path to an .onnx file or a greenrt engine")
-    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
-                   help="where greenrt runs (default: the engine's device, cpu for ONNX)")
+    p = sub.add_parser("bench", help="time greenrt against its baselines, with energy",
+                       description="time greenrt against onnxruntime / torch baselines in one process: latency, "
+                                   "throughput, energy per inference, gCO2e",
+                       epilog=arg.example("greenrt bench model.engine --batch 1,256 --vs onnxruntime,eager,"
+                                          "torch-compile --torch-module mypkg.models:resnet50 --json r.json "
+                                          "--plot r.png"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    arg.add_model(p)
+    arg.add_device(p)
     p.add_argument("--batch", default="", help="comma-separated batch sizes; the batch is dim 0 of every input "
                                                "(default 1,256 on cuda, 1,8 on cpu)")
-    p.add_argument("--shapes", default="", help="sizes of the other dynamic dims, e.g. input_ids:1x128 (dim 0 is "
-                                                "replaced by --batch)")
+    arg.add_shapes(p, meaning="sizes the other dynamic dims (dim 0 is replaced by --batch)")
     p.add_argument("--duration", type=_positive_float, default=None, metavar="S",
                    help="steady throughput window in seconds (default 5 on cuda, 3 on cpu); with an energy counter "
                         "at least 1 s and 20 calls")
@@ -140,19 +148,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "world average for 2023, Ember Global Electricity Review 2024)")
     p.add_argument("--json", metavar="OUT", help="write greenrt-results/1 to this file")
     p.add_argument("--plot", metavar="OUT.png", help="write bar charts (latency, throughput, energy)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first random input set (default 0)")
-    p.add_argument("--allow-mismatch", action="store_true", help="load an engine built for another setup anyway")
+    arg.add_seed(p, "seed of the first random input set (default 0)")
+    arg.add_allow_mismatch(p)
 
-    p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos, greenrt vs onnxruntime")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos",
+                       description="the main job: EfficientNet-Lite0 (ImageNet weights) on real photos, greenrt vs "
+                                   "onnxruntime: answers, error, latency and energy",
+                       epilog=arg.example("greenrt demo", "greenrt demo --device cuda --precision fp16"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    arg.add_device(p, default="cpu", meaning="where the engine runs (default cpu)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs per runtime (default 10)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="engine precision")
+    arg.add_precision(p, choices=("fp32", "fp16", "bf16"))
 
-    p = sub.add_parser("inspect", help="show what greenrt supports or what a model holds")
+    p = sub.add_parser("inspect", help="what greenrt supports, or what a model or engine holds",
+                       epilog=arg.example("greenrt inspect ops", "greenrt inspect model model.engine --export "
+                                          "optimized.onnx"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     isub = p.add_subparsers(dest="what", parser_class=_Parser, required=True)
-    ops = isub.add_parser("ops", help="list supported ops per domain and opset")
+    ops = isub.add_parser("ops", help="list supported ops per domain and opset",
+                          epilog=arg.example("greenrt inspect ops --opset 17"),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     ops.add_argument("--opset", type=int, help="only what runs at this ai.onnx opset")
-    m = isub.add_parser("model", help="inputs, outputs, opsets and op counts of a model (or an engine)")
+    m = isub.add_parser("model", help="inputs, outputs, opsets and op counts of a model (or an engine)",
+                        epilog=arg.example("greenrt inspect model model.engine",
+                                           "greenrt inspect model model.engine --export optimized.onnx",
+                                           "greenrt inspect model model.engine --profile --device cuda --plot "
+                                           "layers.png"),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("model")
     m.add_argument("--export", metavar="OUT.onnx",
                    help="write the optimized graph as an ONNX file (greenrt fused ops defined by model-local ONNX "
@@ -160,17 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "defaults for cpu first")
     m.add_argument("--profile", action="store_true",
                    help="time each layer (median of --runs runs) and list the slowest with their share of the total")
-    m.add_argument("--device", default=None, choices=["cpu", "cuda"], help="where --profile runs (default cpu)")
-    m.add_argument("--shapes", default="",
-                   help="input shapes for --profile, e.g. x:1x3x224x224 (default: the first profile's opt shapes)")
-    m.add_argument("--seed", type=int, default=0, help="seed for --profile's random inputs (default 0)")
+    arg.add_device(m, meaning="where --profile runs (default cpu)")
+    arg.add_shapes(m, meaning="for --profile (default: the first profile's opt shapes)")
+    arg.add_seed(m, "seed for --profile's random inputs (default 0)")
     m.add_argument("--runs", type=int, default=10, help="timed runs for --profile (default 10)")
     m.add_argument("--top", type=int, default=15, help="how many of the slowest layers --profile lists (default 15)")
     m.add_argument("--plot", metavar="LAYERS.png", help="with --profile: bar plot of the --top slowest layers")
 
-    p = sub.add_parser("conformance", help="run the ONNX node conformance cases of the installed onnx")
+    p = sub.add_parser("conformance", help="run the ONNX node conformance cases",
+                       description="run the ONNX node conformance cases of the installed onnx through greenrt",
+                       epilog=arg.example("greenrt conformance --check", "greenrt conformance -k '*attention*' "
+                                          "--device cuda --show all"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-k", "--select", action="append", help="glob on case name or op (repeatable)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    arg.add_device(p, default="cpu", meaning="where the cases run (default cpu)")
     p.add_argument("--show", choices=["failed", "all", "none"], default="failed", help="which cases to list")
     p.add_argument("--check", action="store_true",
                    help="exit 1 if a case fails differently from the expected-failures list (not listed, another "
