@@ -388,3 +388,17 @@ def test_runner_off_the_counted_device_gets_no_energy():
     fields = bench.measure(runner, 1, bench.BenchConfig(model="m.onnx", warmup=1), "cuda", _FakeNvml(), 0.01)
     assert fields["joules_per_item"] is None and fields["watts"] is None
     assert fields["energy_reason"] == "runs on cpu; the nvml counter measures cuda"
+
+
+def test_onnx_only_model_gets_torch_compile_of_greenrts_fx_lowering(mlp_path, tmp_path):
+    """No torch source: the torch.compile baseline is greenrt's FX lowering of the ONNX graph, labelled so, and it
+    computes what onnxruntime computes."""
+    out = tmp_path / "r.json"
+    assert main(["bench", str(mlp_path), *FAST, "--batch", "2", "--vs", "onnxruntime,torch-compile",
+                 "--json", str(out)]) == 0
+    records = validate_results(json.loads(out.read_text()))["records"]
+    fx = next(r for r in records if "FX lowering" in r["runner"])
+    assert fx["status"] == "ok", fx.get("reason")
+    assert fx["max_rel_err_vs_onnxruntime"] < 1e-5 and fx["items_per_s"] > 0
+    ours = next(r for r in records if r["runner"].startswith("greenrt"))
+    assert fx["runner"] in ours["throughput_ratio_vs"]

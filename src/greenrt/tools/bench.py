@@ -330,6 +330,39 @@ def _compile_runner(name, precision, module, args, sync, cuda) -> Runner:
     return Runner(name, precision, step, sync, events=cuda, torch_memory=cuda, note=f"compile {compile_s:.1f} s")
 
 
+def _fx_compile_runner(reference: str | None, feeds_dev, order, precision: str, device: str) -> Runner:
+    """torch.compile(mode='reduce-overhead') of greenrt's FX lowering (runtime/fx_lowering.py) of the source ONNX
+    graph, without greenrt's passes, in the engine's precision (greenrt's precision rewrite, weights only): what
+    torch.compile makes of the graph when there is no torch source."""
+    import torch
+
+    name = f"torch.compile of greenrt's FX lowering {precision} (reduce-overhead)"
+    if reference is None or not Path(reference).is_file():
+        return _skipped(name, precision, "no source ONNX model to lower: pass it with --reference")
+    try:
+        from ..onnx.importer import load_model
+        from ..plan.compile import compile_model
+        from ..precision import PrecisionConfig, apply_precision
+        from ..runtime.executor import Executor
+        from ..runtime.fx_lowering import lower_to_fx
+        from ..runtime.specialize import ShapeSpecializer
+
+        model = load_model(reference)
+        if precision in ("fp16", "bf16"):
+            apply_precision(model, PrecisionConfig(precision))
+        executor = Executor(*compile_model(model), device)
+        with torch.inference_mode():
+            spec = ShapeSpecializer(executor).prepare(feeds_dev[0])
+        gm, inputs, _ = lower_to_fx(executor, specialization=spec)
+    except Exception as exc:  # a graph with steps FX cannot hold (control flow, sequences): say which
+        return _skipped(name, precision, f"not lowerable to FX: {_first_line(exc)}")
+    args = [[feeds[n] for n in inputs] for feeds in feeds_dev]
+    sync = _cuda_sync if device == "cuda" else (lambda: None)
+    runner = _compile_runner(name, precision, gm, args, sync, device == "cuda")
+    runner.note = "; ".join(filter(None, [runner.note, "greenrt's FX lowering of the ONNX graph, no torch source"]))
+    return runner
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
@@ -490,7 +523,12 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
         runners = [ours]
         if "onnxruntime" in vs:
             runners.append(_onnxruntime_runner(reference, feeds_np, device))
-        runners += _torch_runners(config, vs, feeds_dev, order, ours.precision, device)
+        if config.torch_module or "torch-compile" not in vs:
+            runners += _torch_runners(config, vs, feeds_dev, order, ours.precision, device)
+        else:  # an ONNX-only model: torch.compile of greenrt's FX lowering of the graph, labelled as such
+            runners += _torch_runners(config, [n for n in vs if n != "torch-compile"], feeds_dev, order,
+                                      ours.precision, device)
+            runners.append(_fx_compile_runner(reference, feeds_dev, order, ours.precision, device))
         expected = None
         ort_runner = next((r for r in runners if r.name.startswith("onnxruntime") and r.status == "ok"), None)
         if ort_runner is not None:
