@@ -246,3 +246,19 @@ def test_cli_engine_extra_outputs_are_compared(mlp_path, tmp_path, capsys):
     assert main(["compare", str(engine), "--shapes", "x:4x8"]) == 0
     out = capsys.readouterr().out
     assert "logits" in out and "probs" in out and "verdict: match" in out
+
+
+def test_default_tolerance_follows_the_engines_precision(mlp_path, tmp_path, capsys):
+    """An fp16 engine is judged at fp16's tolerance unless told otherwise: fp32's 1e-4 would call every fp16
+    engine a mismatch."""
+    from greenrt.build import BuildConfig, build_engine
+    from greenrt.tools.cli import main as cli_main
+    from greenrt.tools.compare import default_rtol
+
+    assert default_rtol("fp16") == 1e-2 and default_rtol(None) == 1e-4 and default_rtol("bf16") > default_rtol("fp16")
+    engine = tmp_path / "fp16.engine"
+    build_engine(mlp_path, engine, BuildConfig(device="cpu", precision="fp16"), log=lambda m: None)
+    assert cli_main(["compare", str(engine), "--shapes", "x:16x8"]) == 0
+    assert "verdict: match" in capsys.readouterr().out
+    assert cli_main(["compare", str(engine), "--shapes", "x:16x8", "--rtol", "1e-7", "--atol", "0",
+                     "--no-spread"]) == 1

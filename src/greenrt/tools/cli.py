@@ -93,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--reference", help="ONNX model the references run (default: MODEL, or for an engine the model "
                                        "path recorded in it)")
-    p.add_argument("--rtol", type=float, default=1e-4,
-                   help="relative tolerance, times max|reference| (default 1e-4)")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="relative tolerance, times max|reference| (default by the engine's precision: 1e-4 fp32 and "
+                        "ONNX files, 1e-3 tf32, 1e-2 fp16, 8e-2 bf16)")
     p.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
     p.add_argument("--spread-multiple", type=_positive_float, default=2.0, metavar="K",
                    help="an output over the tolerance still passes ('within reference spread', exit 0) when its error "

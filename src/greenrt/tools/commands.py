@@ -571,6 +571,8 @@ def cmd_compare(args) -> int:
         return run_cli(args, console, err_console)
     refuse_per_layer_flags(args)
     session, feeds = _session_and_inputs(args)
+    if args.rtol is None:
+        args.rtol = compare.default_rtol((session.header or {}).get("config", {}).get("precision"))
     reference, extras = _compare_reference(args, session)
     ours = _run_session(session, feeds)
     theirs = compare.run_onnxruntime(reference, feeds, extras) if extras else compare.run_onnxruntime(reference, feeds)

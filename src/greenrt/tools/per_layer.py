@@ -413,6 +413,8 @@ def run_cli(args, console, err_console) -> int:
         session = InferenceSession(engine, device=args.device if is_engine else None,
                                    allow_mismatch=args.allow_mismatch, cuda_graphs=False)
         reference = engine_reference(args, session) if is_engine else (args.reference or args.model)
+        if args.rtol is None:
+            args.rtol = compare.default_rtol(session.header.get("config", {}).get("precision"))
         report = per_layer_compare(session, reference, feeds, rtol=args.rtol, atol=args.atol,
                                    spread=not args.no_spread, k=args.spread_multiple,
                                    reference_timeout=args.reference_timeout,
