@@ -1,35 +1,45 @@
 """Torch sources of the benchmark models, as `greenrt bench --torch-module bench.suite_models:NAME` factories.
 
-Each factory builds the module with a fixed seed, so the ONNX file exported from it (``export``) and the module
-`greenrt bench` times as its baseline hold the same weights, and the baselines' accuracy against onnxruntime means
-something.
+Each factory is the very module the real-model corpus exports (greenrt.zoo: random weights, seed 0), so the ONNX
+file `greenrt bench` runs and the module it times as its torch baselines hold the same weights, and the
+baselines' accuracy against onnxruntime means something.
 
-    python bench/suite_models.py resnet50 resnet50.onnx          # export, input 'image', dynamic batch
+    python bench/suite_models.py resnet50 resnet50.onnx          # export one, input 'image', dynamic batch
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-
-def resnet50() -> torch.nn.Module:
-    import torchvision
-
-    torch.manual_seed(0)
-    return torchvision.models.resnet50().eval()
+from greenrt.zoo import text, vision  # noqa: E402
 
 
-FACTORIES = {"resnet50": (resnet50, (1, 3, 224, 224))}
+def resnet50():
+    return vision.torchvision_module("resnet50")
 
 
-def export(name: str, path: str) -> None:
-    factory, shape = FACTORIES[name]
-    x = torch.randn(shape)
-    torch.onnx.export(factory(), (x,), path, input_names=["image"], output_names=["logits"],
-                      dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}}, opset_version=17, dynamo=False)
+def mobilenet_v3_large():
+    return vision.torchvision_module("mobilenet_v3_large")
+
+
+def efficientnet_b0():
+    return vision.torchvision_module("efficientnet_b0")
+
+
+def vit_b_16():
+    return vision.torchvision_module("vit_b_16")
+
+
+def bert_base():
+    return text.bert_base_module()
+
+
+EXPORTS = {name: (lambda path, n=name: vision.export_torchvision(n, path=Path(path))) for name in vision.TORCHVISION_MODELS}
+EXPORTS["bert_base"] = lambda path: text.export_bert_base(path=Path(path))
 
 
 if __name__ == "__main__":
-    export(sys.argv[1], sys.argv[2])
+    print(EXPORTS[sys.argv[1]](sys.argv[2]))

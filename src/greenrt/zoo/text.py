@@ -41,16 +41,22 @@ def _example(batch=2, seq=16, vocab=1000):
     return ids, mask, torch.zeros(batch, seq, dtype=torch.int64)
 
 
-def export_bert_base(dynamo: bool = False, path: Path | None = None) -> Path:
+def bert_base_module():
+    """The BERT-base encoder the corpus exports (random weights, seed 0), taking (input_ids, attention_mask,
+    token_type_ids) in that order: the same weights every call."""
     import torch
     from transformers import BertConfig, BertModel
 
+    torch.manual_seed(0)
+    return _Encoder(BertModel(BertConfig(attn_implementation="eager"), add_pooling_layer=False)).eval()
+
+
+def export_bert_base(dynamo: bool = False, path: Path | None = None) -> Path:
     path = path or cache_dir() / f"bert_base{'_dynamo' if dynamo else ''}.onnx"
     if path.is_file():
         return path
-    torch.manual_seed(0)
-    model = BertModel(BertConfig(attn_implementation="eager"), add_pooling_layer=False)
-    return export_onnx(_Encoder(model), _example(), path, list(TEXT_INPUTS), ["last_hidden_state"], DYNAMIC, dynamo)
+    return export_onnx(bert_base_module(), _example(), path, list(TEXT_INPUTS), ["last_hidden_state"], DYNAMIC,
+                       dynamo)
 
 
 def minilm_dir() -> Path:

@@ -13,18 +13,27 @@ from .export import export_onnx
 TORCHVISION_MODELS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16")
 
 
-def export_torchvision(name: str, dynamo: bool = False, path: Path | None = None) -> Path:
+def torchvision_module(name: str):
+    """The torchvision model the corpus exports (random weights, seed 0), in eval mode: the same weights every call,
+    so a benchmark's torch baseline and the exported ONNX file hold the same model."""
     import torch
     import torchvision
 
-    path = path or cache_dir() / f"{name}{'_dynamo' if dynamo else ''}.onnx"
-    if path.is_file():
-        return path
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None).eval()
     head = getattr(getattr(model, "heads", None), "head", None)
     if head is not None:  # torchvision zero-initialises ViT's head: logits would be all zeros
         torch.nn.init.normal_(head.weight, std=0.02)
+    return model
+
+
+def export_torchvision(name: str, dynamo: bool = False, path: Path | None = None) -> Path:
+    import torch
+
+    path = path or cache_dir() / f"{name}{'_dynamo' if dynamo else ''}.onnx"
+    if path.is_file():
+        return path
+    model = torchvision_module(name)
     example = torch.randn(2 if dynamo else 1, 3, 224, 224)  # torch.export specializes a dim of size 1
     axes = {"image": {0: "batch"}}
     return export_onnx(model, (example,), path, ["image"], ["logits"], axes, dynamo)

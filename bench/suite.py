@@ -1,0 +1,146 @@
+"""The standard suite: every suite model through `greenrt bench` (the same code path as the command) at batch 1 and
+one large batch, fp16 engines against onnxruntime, torch eager, eager + CUDA graph and torch.compile of the same
+module, one results file for the whole run.
+
+    python bench/suite.py --device cuda --out bench/results/<device>-<date>.json [--models resnet50,...]
+
+Models: ResNet-50, MobileNetV3-Large, EfficientNet-B0, ViT-B/16 (torchvision) and BERT-base at sequence 128
+(transformers), exported here from the same seeded modules the torch baselines run (bench/suite_models.py);
+EfficientNet-Lite0, YOLOv8n at 640 and MiniLM from the zoo cache when their packages are not installed (then the
+torch.compile baseline is torch.compile of greenrt's FX lowering, labelled so). A model that cannot be exported or
+built here is a record with status 'skipped' and the reason, never a silent gap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from greenrt.tools.results import collect_metadata, command_line, make_record, write_results  # noqa: E402
+
+TEXT_SHAPES = "input_ids:1x128,attention_mask:1x128,token_type_ids:1x128"
+# name -> (large batch, --shapes, torch factory or None, exporter)
+SUITE = {
+    "resnet50": (256, "", "bench.suite_models:resnet50"),
+    "mobilenet_v3_large": (256, "", "bench.suite_models:mobilenet_v3_large"),
+    "efficientnet_b0": (256, "", "bench.suite_models:efficientnet_b0"),
+    "efficientnet_lite0": (256, "", None),
+    "vit_b_16": (64, "", "bench.suite_models:vit_b_16"),
+    "yolov8n": (32, "", None),
+    "bert_base": (64, TEXT_SHAPES, "bench.suite_models:bert_base"),
+    "minilm": (64, TEXT_SHAPES, None),
+}
+
+
+def export(name: str, folder: Path) -> Path:
+    """The model's ONNX file: exported here where its torch source is installed, else from the zoo cache."""
+    from greenrt.zoo import efficientnet_lite, text, vision
+
+    import bench.suite_models as sm
+
+    if name in sm.EXPORTS:
+        return sm.EXPORTS[name](folder / f"{name}.onnx")
+    return {"efficientnet_lite0": efficientnet_lite.export, "yolov8n": vision.export_yolov8n,
+            "minilm": text.export_minilm}[name]()
+
+
+def profile_for(path: Path, batch: int, shapes: str):
+    """An optimization profile from batch 1 to ``batch`` (opt = ``batch``), other dims as the model or --shapes
+    give them."""
+    from greenrt.build.inputs import parse_shapes
+    from greenrt.plan.profiles import Profile
+    from greenrt.runtime.session import InferenceSession
+
+    fixed = parse_shapes(shapes)
+    spec = {}
+    for arg in InferenceSession(path).get_inputs():
+        dims = fixed.get(arg.name) or [d if isinstance(d, int) else 1 for d in arg.shape]
+        if not isinstance(arg.shape[0], int):
+            spec[arg.name] = ([1, *dims[1:]], [batch, *dims[1:]], [batch, *dims[1:]])
+        else:
+            spec[arg.name] = (dims, dims, dims)
+    return Profile(spec)
+
+
+def run_model(name: str, device: str, precision: str, vs: list[str], duration: float | None, folder: Path,
+              log) -> list[dict]:
+    from greenrt.build import BuildConfig, build_engine
+    from greenrt.build.inputs import parse_shapes
+    from greenrt.tools.bench import BenchConfig, run_bench
+
+    big, shapes, factory = SUITE[name]
+    try:
+        onnx_path = export(name, folder)
+        profile = profile_for(onnx_path, big, shapes)
+        fixed_batch = all(lo[0] == hi[0] for lo, _, hi in profile.shapes.values())
+        batches = [1] if fixed_batch else [1, big]
+        engine = folder / f"{name}_{precision}.engine"
+        t0 = time.perf_counter()
+        build_engine(onnx_path, engine, BuildConfig(device=device, precision=precision, profiles=[profile]),
+                     log=lambda m: None)
+        build_s = time.perf_counter() - t0
+        try:
+            if factory:
+                from greenrt.tools.bench import load_factory
+
+                load_factory(factory)
+        except Exception as exc:  # its package is not installed here: the FX-lowering baseline stands in
+            log(f"{name}: torch source unavailable ({type(exc).__name__}); torch.compile of the FX lowering instead")
+            factory = None
+        config = BenchConfig(model=str(engine), device=device, batches=batches, shapes=parse_shapes(shapes),
+                             duration_s=duration, vs=[v for v in vs if factory or v in ("onnxruntime",
+                                                                                         "torch-compile")],
+                             torch_module=factory, reference=str(onnx_path))
+        records, _ = run_bench(config, log=log)
+    except Exception as exc:  # noqa: BLE001  (one model's failure is a record, the suite goes on)
+        return [make_record(name, f"greenrt engine {precision}", precision, None, device, timed=False,
+                            status="skipped", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                            max_rel_err_vs_onnxruntime=None)]
+    for rec in records:
+        rec["model"] = name
+        if rec["runner"].startswith("greenrt"):
+            rec["build_s"] = round(build_s, 2)
+    if fixed_batch:
+        log(f"{name}: the model's batch is fixed at 1; only batch 1 was run")
+    return records
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"])
+    ap.add_argument("--models", default=",".join(SUITE), help="comma-separated subset of " + ",".join(SUITE))
+    ap.add_argument("--vs", default="onnxruntime,eager,eager-cudagraph,torch-compile")
+    ap.add_argument("--duration", type=float, default=None, help="steady window per runner (bench's default)")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = set(names) - set(SUITE)
+    if unknown:
+        ap.error(f"unknown models {sorted(unknown)}; the suite has {list(SUITE)}")
+    vs = [v.strip() for v in args.vs.split(",") if v.strip()]
+    records = []
+    with tempfile.TemporaryDirectory(prefix="greenrt-suite-") as tmp:
+        for name in names:
+            print(f"== {name}", flush=True)
+            records += run_model(name, args.device, args.precision, vs, args.duration, Path(tmp),
+                                 log=lambda m: print("  " + m, flush=True))
+    notes = ("The standard suite through greenrt bench: per model an fp16 engine (profile batch 1..large) against "
+             "onnxruntime, torch eager, eager + CUDA graph and torch.compile (reduce-overhead) of the same seeded "
+             "module, or torch.compile of greenrt's FX lowering where no torch source is installed; one process per "
+             "suite run, ratios within a model and batch.")
+    write_results(args.out, collect_metadata(command_line(), device=args.device, notes=notes), records)
+    ran = [r for r in records if r.get("status") == "ok" and r["runner"].startswith("greenrt")]
+    print(f"wrote {args.out}: {len(records)} records, greenrt ran {len(ran)} model-batches")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
