@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ..errors import GreenrtError
 from .exit_codes import EXIT_MISMATCH, EXIT_OK
+from .feeds import compare_reference, run_session, session_feeds
 
 console = Console()
 err_console = Console(stderr=True)
@@ -465,42 +466,11 @@ def _inspect_onnx(path: str) -> int:
 
 
 # -- run / compare ------------------------------------------------------------------------------------------
-class InputFeeds(dict):
-    """Feeds by input name, and which shapes were made up (dynamic dims nobody gave a size): '' if none."""
-
-    made_up = ""
-
-
 def _session_and_inputs(args):
-    from ..build.inputs import index_bounds, load_inputs, parse_shapes, random_feeds
     from ..runtime.session import InferenceSession
 
     session = InferenceSession(args.model, device=args.device, allow_mismatch=args.allow_mismatch)
-    if args.inputs:
-        return session, InputFeeds(load_inputs(args.inputs))
-    bounds = index_bounds(session.plan, session.executor.constants)
-    drawn = random_feeds(session.get_inputs(), parse_shapes(args.shapes), seed=args.seed, int_bounds=bounds)
-    feeds = InputFeeds(drawn.arrays)
-    if drawn.made_up:
-        feeds.made_up = drawn.describe_made_up()
-        err_console.print(f"random inputs with made-up shapes (dynamic dims set to 1): {feeds.made_up}",
-                          highlight=False, markup=False)
-    return session, feeds
-
-
-def _run_session(session, feeds: InputFeeds) -> list:
-    """session.run; when the model rejects made-up shapes, ask for real inputs rather than show a node failure."""
-    from ..errors import ExecutionError
-
-    try:
-        return session.run(None, feeds)
-    except ExecutionError as exc:
-        if not feeds.made_up:
-            raise
-        first = str(exc).splitlines()[0]
-        raise GreenrtError(f"the model rejects the made-up input shapes ({feeds.made_up}): {first}\n"
-                           "give real inputs with --inputs IN.npz, or sizes for the dynamic dims with --shapes "
-                           "NAME:1x3x224x224") from None
+    return session, session_feeds(session, args, err_console)
 
 
 def _describe(value) -> str:
@@ -515,7 +485,7 @@ def cmd_run(args) -> int:
 
     session, feeds = _session_and_inputs(args)
     start = time.perf_counter()
-    outputs = _run_session(session, feeds)
+    outputs = run_session(session, feeds)
     elapsed = time.perf_counter() - start
     for arg, value in zip(session.get_outputs(), outputs):
         console.print(f"{arg.name}: {_describe(value)}", highlight=False)
@@ -525,18 +495,6 @@ def cmd_run(args) -> int:
         np.savez(args.save_outputs, **{a.name: np.asarray(v) for a, v in zip(session.get_outputs(), outputs)})
         console.print(f"saved outputs to {args.save_outputs}")
     return EXIT_OK
-
-
-def _compare_reference(args, session) -> tuple[str, list[str]]:
-    """The ONNX file onnxruntime runs (--reference, else the engine's recorded model, else MODEL) and the extra
-    outputs an engine built with --outputs returns after the graph outputs."""
-    if session.header is None:
-        return args.reference or args.model, []
-    config = session.header.get("config", {})
-    reference = args.reference or config.get("model")
-    if not reference:
-        raise GreenrtError("this engine records no source model; pass the ONNX file with --reference")
-    return reference, list(config.get("outputs") or [])
 
 
 def _fmt(x: float) -> str:
@@ -573,8 +531,8 @@ def cmd_compare(args) -> int:
     session, feeds = _session_and_inputs(args)
     if args.rtol is None:
         args.rtol = compare.default_rtol((session.header or {}).get("config", {}).get("precision"))
-    reference, extras = _compare_reference(args, session)
-    ours = _run_session(session, feeds)
+    reference, extras = compare_reference(args, session)
+    ours = run_session(session, feeds)
     theirs = compare.run_onnxruntime(reference, feeds, extras) if extras else compare.run_onnxruntime(reference, feeds)
     names = [o.name for o in session.get_outputs()]
     if len(theirs) != len(names):

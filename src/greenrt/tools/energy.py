@@ -1,55 +1,19 @@
-"""Energy per inference from NVML's total-energy counter (GPU only); None where no counter exists (CPU).
+"""Energy counters and the windows they are read over: NVML's total-energy counter on a GPU, RAPL package energy
+on a CPU where readable, and NoCounter (joules None, with the reason) elsewhere.
 
-    with EnergyMeter(device) as meter:
+    counter = energy_counter("cuda")
+    window = run_window(step, sync, counter, duration_s=5.0)     # window.joules / window.calls per inference
+    with EnergyMeter("cuda") as meter:                            # or around any block of work
         ... run N inferences ...
-    meter.joules, meter.watts   # None on CPU or without NVML
+    meter.joules, meter.watts                                      # None without a counter
 """
 
 from __future__ import annotations
 
+import re
 import time
-
-
-class EnergyMeter:
-    def __init__(self, device: str = "cuda", index: int = 0):
-        self.joules: float | None = None
-        self.seconds: float = 0.0
-        self.reason = ""
-        self._handle = None
-        if not str(device).startswith("cuda"):
-            self.reason = "CPU (NVML measures GPUs only)"
-            return
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            self._nvml = pynvml
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        except Exception as exc:  # NVMLError_LibraryNotFound without a GPU, or nvidia-ml-py missing
-            self.reason = f"NVML unavailable ({type(exc).__name__})"
-
-    def __enter__(self):
-        self._t0 = time.perf_counter()
-        if self._handle is not None:
-            self._e0 = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)  # millijoules
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self._t0
-        if self._handle is not None:
-            e1 = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
-            self.joules = (e1 - self._e0) / 1000.0
-        return False
-
-    @property
-    def watts(self) -> float | None:
-        return self.joules / self.seconds if self.joules is not None and self.seconds > 0 else None
-
-
-# -- energy counters for `greenrt bench`: a snapshot before and after a window, joules between two snapshots ------
-import re  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
+from dataclasses import dataclass
+from pathlib import Path
 
 # NVML's total-energy counter updates every ~20-100 ms: a window shorter than this (or with fewer calls) would
 # read mostly quantization. `run_window` extends the steady window until both are met when a counter is present.
@@ -201,3 +165,29 @@ def run_window(step, sync, counter, duration_s: float, min_s: float = MIN_WINDOW
         joules, reason = None, f"the {counter.source} counter did not advance over {seconds:.3g} s"
     extended = counter.available and (seconds > duration_s and (min_s > duration_s or calls == want_calls))
     return Window(calls, seconds, joules, reason, extended)
+
+
+class EnergyMeter:
+    """Joules and seconds of the block it wraps, from ``energy_counter``'s counter: NVML on cuda. On cpu it reads no
+    counter (the benchmark scripts that use it measure GPUs; `greenrt bench` reads RAPL through run_window)."""
+
+    def __init__(self, device: str = "cuda", index: int = 0):
+        self.joules: float | None = None
+        self.seconds: float = 0.0
+        self._counter = energy_counter(device, index) if str(device).startswith("cuda") else \
+            NoCounter("CPU (NVML measures GPUs only)")
+        self.reason = self._counter.reason
+
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+        self._e0 = self._counter.snapshot()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self._t0
+        self.joules = self._counter.joules_between(self._e0, self._counter.snapshot())
+        return False
+
+    @property
+    def watts(self) -> float | None:
+        return self.joules / self.seconds if self.joules is not None and self.seconds > 0 else None

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import GreenrtError, InvalidInputError
 from . import compare
+from .feeds import compare_reference
 
 JSON_FORMAT = "greenrt-per-layer/1"
 
@@ -145,27 +146,16 @@ def data_loader_feeds(path: str) -> dict[str, np.ndarray]:
 def model_feeds(args, err_console) -> dict[str, np.ndarray]:
     """The feeds `greenrt compare` would use: the --inputs/--load-inputs .npz, else random (--seed, --shapes) for
     the inputs of ``args.model`` (an ONNX file is compiled unoptimized just to read them)."""
-    from ..build.inputs import index_bounds, load_inputs, parse_shapes, random_feeds
+    from ..build.inputs import load_inputs
     from ..runtime.session import InferenceSession
+    from .feeds import session_feeds
 
     if args.inputs:
         return load_inputs(args.inputs)
     session = InferenceSession(args.model, device=args.device,
                                allow_mismatch=args.allow_mismatch, cuda_graphs=False)
-    bounds = index_bounds(session.plan, session.executor.constants)
-    drawn = random_feeds(session.get_inputs(), parse_shapes(args.shapes), seed=args.seed, int_bounds=bounds)
-    if drawn.made_up:
-        err_console.print(f"random inputs with made-up shapes (dynamic dims set to 1): {drawn.describe_made_up()}; "
-                          "give --shapes or --load-inputs if the model rejects them", highlight=False, markup=False)
-    return drawn.arrays
-
-
-def engine_reference(args, session) -> str:
-    """The ONNX file onnxruntime runs for an engine: --reference, else the model recorded in the engine."""
-    reference = args.reference or (session.header or {}).get("config", {}).get("model")
-    if not reference:
-        raise GreenrtError("this engine records no source model; pass the ONNX file with --reference")
-    return str(reference)
+    return dict(session_feeds(session, args, err_console,
+                              hint="; give --shapes or --load-inputs if the model rejects them"))
 
 
 def save_feeds(path: str, feeds: Mapping[str, Any]) -> None:
@@ -412,7 +402,7 @@ def run_cli(args, console, err_console) -> int:
                 build_engine(args.model, engine, config, log=lambda msg: None, samples=[feeds])
         session = InferenceSession(engine, device=args.device if is_engine else None,
                                    allow_mismatch=args.allow_mismatch, cuda_graphs=False)
-        reference = engine_reference(args, session) if is_engine else (args.reference or args.model)
+        reference = compare_reference(args, session)[0]
         if args.rtol is None:
             args.rtol = compare.default_rtol(session.header.get("config", {}).get("precision"))
         report = per_layer_compare(session, reference, feeds, rtol=args.rtol, atol=args.atol,
