@@ -29,7 +29,7 @@ import torch  # noqa: E402
 import greenrt  # noqa: E402
 from greenrt.build import BuildConfig, build_engine  # noqa: E402
 from greenrt.onnx.dtypes import torch_to_numpy  # noqa: E402
-from greenrt.tools.compare import MISMATCH, judge, reference_spread, run_onnxruntime  # noqa: E402
+from greenrt.tools.compare import MISMATCH, judge_with_spread_if_needed, reference_spread, run_onnxruntime  # noqa: E402
 from greenrt.tools.results import collect_metadata, command_line, make_record, write_results  # noqa: E402
 from greenrt.zoo.third_party import THIRD_PARTY, fetch  # noqa: E402
 
@@ -46,11 +46,13 @@ def check(name, path, session, feeds_list, refs, device, precision, spreads):
         for arg, o, r in zip(session.get_outputs(), ours, ref):
             o = torch_to_numpy(o) if isinstance(o, torch.Tensor) else np.asarray(o)
             is_float = r.dtype.kind == "f"
-            v = judge(arg.name, o, {"onnxruntime": r}, rtol if is_float else 0.0, 0.0)
-            if not v.ok and is_float and precision == "fp32":
+            def measure(i=i, feeds=feeds, out=arg.name):
                 if i not in spreads:
                     spreads[i] = reference_spread(str(path), feeds, timeout_s=60.0)
-                v = judge(arg.name, o, {"onnxruntime": r}, rtol, 0.0, spread=spreads[i][arg.name], k=SPREAD_MULTIPLE)
+                return spreads[i][out]
+
+            v = judge_with_spread_if_needed(arg.name, o, r, rtol if is_float else 0.0, 0.0,
+                                            measure if precision == "fp32" else None, k=SPREAD_MULTIPLE)
             if ORDER[v.verdict] > ORDER[verdict]:
                 verdict = v.verdict
             if v.verdict != "match":

@@ -18,7 +18,7 @@ import torch
 
 import greenrt
 from greenrt.onnx.dtypes import torch_to_numpy
-from greenrt.tools.compare import compare_arrays, judge, reference_spread, run_onnxruntime
+from greenrt.tools.compare import judge_with_spread_if_needed, reference_spread, run_onnxruntime
 from greenrt.zoo.third_party import THIRD_PARTY, fetch
 
 REL_TOL = 1e-4  # relative to the reference output's largest magnitude
@@ -90,21 +90,18 @@ def _compare(name: str, what: str, session, device: str, rtol: float) -> float:
             is_float = r.dtype.kind == "f"
             # engines return the model's dtypes whatever their precision: no cast here that would hide a wrong one
             assert o.dtype == r.dtype, f"{name} {what} output {out_name}: dtype {o.dtype} vs {r.dtype}"
-            report = compare_arrays(out_name, o, r, rtol=rtol if is_float else 0.0, atol=0.0)
-            if not report.ok and is_float:  # the corpus rule: within SPREAD_MULTIPLE x the references' own spread
-                spread = _spread(name, i)[out_name]
-                verdict = judge(out_name, o, {"onnxruntime": r}, rtol=rtol, atol=0.0, spread=spread,
-                                k=SPREAD_MULTIPLE)
+            verdict = judge_with_spread_if_needed(out_name, o, r, rtol if is_float else 0.0, 0.0,
+                                                  lambda i=i, n=out_name: _spread(name, i)[n], k=SPREAD_MULTIPLE)
+            if verdict.verdict != "match":  # the corpus rule: within SPREAD_MULTIPLE x the references' own spread
+                spread = verdict.spread
                 print(f"{name} {what} feed {i} output {out_name}: {verdict.verdict} (err {verdict.max_abs:.3g}, "
-                      f"references' spread {spread.max_abs:.3g} between {spread.pair})")
-                assert verdict.ok, (f"{name} {what} feed {i} output {out_name}: {verdict.verdict}, max rel err "
-                                    f"{report.max_rel:.3g} (tolerance {rtol}), {verdict.note}")
-                continue
-            assert report.ok, (f"{name} {what} feed {i} output {out_name}: max rel err {report.max_rel:.3g} "
-                               f"(tolerance {rtol if is_float else 0}) {report.note}")
+                      f"references' spread {spread.max_abs:.3g} between {spread.pair})" if spread else
+                      f"{name} {what} feed {i} output {out_name}: {verdict.verdict}")
+            assert verdict.ok, (f"{name} {what} feed {i} output {out_name}: {verdict.verdict}, max rel err "
+                                f"{verdict.max_rel:.3g} (tolerance {rtol if is_float else 0}), {verdict.note}")
             assert np.abs(r).max() > 0, f"{name}: reference output {out_name} is all zeros; inputs too weak"
             if is_float:
-                worst = max(worst, report.max_rel)
+                worst = max(worst, verdict.max_rel)
     return worst
 
 

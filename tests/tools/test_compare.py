@@ -262,3 +262,25 @@ def test_default_tolerance_follows_the_engines_precision(mlp_path, tmp_path, cap
     assert "verdict: match" in capsys.readouterr().out
     assert cli_main(["compare", str(engine), "--shapes", "x:16x8", "--rtol", "1e-7", "--atol", "0",
                      "--no-spread"]) == 1
+
+
+def test_judge_with_spread_if_needed_measures_only_where_the_tolerance_misses():
+    """The corpus rule shared by the third-party tests and bench: the costly spread is measured only for a float
+    output over the fixed tolerance, and never excuses an integer output."""
+    from greenrt.tools.compare import judge_with_spread_if_needed, spread_of
+
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal(64).astype(np.float32)
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return spread_of("y", {"a": ref, "b": ref + 1e-2})
+
+    assert judge_with_spread_if_needed("y", ref * (1 + 1e-6), ref, 1e-4, 0.0, measure).verdict == "match"
+    assert calls == []
+    v = judge_with_spread_if_needed("y", ref + 5e-3, ref, 1e-4, 0.0, measure)
+    assert calls == [1] and v.verdict == "within reference spread"
+    assert judge_with_spread_if_needed("y", ref + 5e-3, ref, 1e-4, 0.0, None).verdict == "MISMATCH"
+    ids = rng.integers(0, 9, 16)
+    assert judge_with_spread_if_needed("i", ids + 1, ids, 0.0, 0.0, measure).verdict == "MISMATCH" and calls == [1]

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -347,6 +347,18 @@ def judge(name: str, ours, refs: Mapping[str, np.ndarray], rtol: float, atol: fl
     if report.max_abs <= verdict.allowed:
         verdict.verdict = WITHIN_SPREAD
     return verdict
+
+
+def judge_with_spread_if_needed(name: str, ours, ref, rtol: float, atol: float,
+                                measure_spread: Callable[[], Spread] | None, k: float = DEFAULT_SPREAD_MULTIPLE
+                                ) -> Verdict:
+    """The corpus rule: ``ours`` against one reference at the fixed tolerance, and only where that misses on a float
+    output, ``measure_spread()`` (rerunning the references costs time) and ``judge`` with it. ``measure_spread``
+    None: the fixed tolerance alone (e.g. for reduced precision, whose error no fp32 spread explains)."""
+    verdict = judge(name, ours, {"onnxruntime": ref}, rtol, atol)
+    if verdict.ok or measure_spread is None or _numpy(ref).dtype.kind != "f":
+        return verdict
+    return judge(name, ours, {"onnxruntime": ref}, rtol, atol, spread=measure_spread(), k=k)
 
 
 def _each_element_from_some_reference(ours, references) -> bool:
