@@ -30,7 +30,7 @@ from ..precision import PrecisionConfig, apply_precision, parse_layer_precision
 from ..runtime.runner import Runner
 from ..runtime.session import resolve_device
 from .accuracy import float_output_errors
-from .checks import CheckInputs, check_samples, random_feeds, run_reference, valid_shapes
+from .checks import CheckInputs, check_samples, device_random_feeds, run_reference, valid_shapes
 from .config import BuildConfig, build_command
 from .inputs import load_inputs
 from .memory import activation_memory
@@ -104,7 +104,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
                                                           for k, v in f.items()}) for i, f in enumerate(samples)]
     shapes, no_shapes_reason = valid_shapes(config.profiles, specs, samples)
     if not samples or config.profiles:
-        checks += [CheckInputs("random", label, random_feeds(ref_runner, s, config.seed + i))
+        checks += [CheckInputs("random", label, device_random_feeds(ref_runner, s, config.seed + i))
                    for i, (label, s) in enumerate(shapes)]
     skipped: list[dict[str, str]] = []
     if not checks:
@@ -182,7 +182,7 @@ def _observe_made_up(model, ref_runner: Runner, config: BuildConfig, skipped: li
     dynamic dims made up (as `greenrt run` makes them). Ranges seen on them are a weak guide, but better than
     weights alone; the engine is still not *checked* on them. If the model rejects them, the fallback sees only the
     weights, and the report says why."""
-    check = CheckInputs("random", "made-up shapes", random_feeds(ref_runner, {}, config.seed))
+    check = CheckInputs("random", "made-up shapes", device_random_feeds(ref_runner, {}, config.seed))
     ref, why = run_reference(ref_runner, check)
     shapes = {k: list(v.shape) for k, v in check.feeds.items()}
     if ref is None:
@@ -202,7 +202,7 @@ def _memory_report(runner: Runner, ref_runner: Runner, config: BuildConfig, spec
     shapes, why = valid_shapes(config.profiles, specs, samples, which="max")
     memory = []
     for i, (label, s) in enumerate(shapes):
-        feeds = random_feeds(ref_runner, s, config.seed)
+        feeds = device_random_feeds(ref_runner, s, config.seed)
         try:
             mem = activation_memory(runner, feeds)
         except GreenrtError as exc:

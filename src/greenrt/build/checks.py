@@ -20,7 +20,7 @@ from ..onnx.dtypes import numpy_to_torch
 from ..plan.profiles import Profile, max_shapes, opt_shapes, select_profile
 from ..runtime.runner import Runner
 from ..runtime.session import NodeArg, check_input, node_arg
-from .inputs import index_bounds, random_inputs
+from .inputs import index_bounds, random_feeds
 
 
 @dataclass
@@ -72,10 +72,11 @@ def valid_shapes(profiles: list[Profile], specs, samples: list[dict[str, Any]] |
                 "sample inputs with --inputs or a profile with --shapes")
 
 
-def random_feeds(runner: Runner, shapes: dict[str, list[int]], seed: int) -> dict[str, torch.Tensor]:
+def device_random_feeds(runner: Runner, shapes: dict[str, list[int]], seed: int) -> dict[str, torch.Tensor]:
     """Random inputs for ``runner``'s plan at ``shapes``, on its device (ids kept inside their embedding tables)."""
     args = [NodeArg(s.name, s.shape, "", s.dtype) for s in runner.plan.inputs]
-    arrays = random_inputs(args, shapes, seed=seed, int_bounds=index_bounds(runner.plan, runner.executor.constants))
+    bounds = index_bounds(runner.plan, runner.executor.constants)
+    arrays = random_feeds(args, shapes, seed=seed, int_bounds=bounds).arrays
     return {k: numpy_to_torch(v, runner.device) for k, v in arrays.items()}
 
 

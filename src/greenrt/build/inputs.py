@@ -117,11 +117,6 @@ def random_feeds(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
     return out
 
 
-def random_inputs(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
-                  int_bounds: dict[str, int] | None = None) -> dict[str, np.ndarray]:
-    """The arrays of ``random_feeds``."""
-    return random_feeds(args, shapes, seed, int_bounds).arrays
-
 
 def _shape_for(a, shapes, symbols, made_up_symbols: set[str]) -> tuple[list[int], bool]:
     """The input's shape, and whether any of its dims was made up (here or for another input sharing a symbol)."""
