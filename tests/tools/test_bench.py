@@ -402,3 +402,29 @@ def test_onnx_only_model_gets_torch_compile_of_greenrts_fx_lowering(mlp_path, tm
     assert fx["max_rel_err_vs_onnxruntime"] < 1e-5 and fx["items_per_s"] > 0
     ours = next(r for r in records if r["runner"].startswith("greenrt"))
     assert fx["runner"] in ours["throughput_ratio_vs"]
+
+
+def test_baseline_on_another_device_is_timed_at_the_smallest_batch_only(mlp_path, monkeypatch):
+    """A CPU onnxruntime beside a GPU engine (simulated: its runner says it runs elsewhere) is timed at batch 1; at
+    larger batches it is only the accuracy reference, and the engine's error is still measured against it."""
+    real = bench._onnxruntime_runner
+
+    def elsewhere(*args, **kwargs):
+        runner = real(*args, **kwargs)
+        runner.device = "elsewhere"
+        return runner
+
+    monkeypatch.setattr(bench, "_onnxruntime_runner", elsewhere)
+    records, _ = bench.run_bench(bench.BenchConfig(model=str(mlp_path), device="cpu", batches=[1, 4],
+                                                   duration_s=0.05, warmup=2, vs=["onnxruntime"]))
+    ort1 = find_record(records, "onnxruntime fp32", batch=1)
+    ort4 = find_record(records, "onnxruntime fp32", batch=4)
+    assert ort1["status"] == "ok" and ort1["items_per_s"] > 0
+    assert ort4["status"] == "reference only" and "timed at batch 1 only" in ort4["reason"]
+    assert ort4["items_per_s"] is None and ort4["joules_per_item"] is None
+    ours4 = find_record(records, "greenrt onnx fp32", batch=4)
+    assert ours4["status"] == "ok" and "onnxruntime fp32" not in ours4.get("throughput_ratio_vs", {})
+    assert find_record(records, "greenrt onnx fp32", batch=1)["latency_speedup_vs"]["onnxruntime fp32"] > 0
+    validate_results({"format": "greenrt-results/1", "metadata": {
+        "device": None, "driver": None, "versions": {}, "date": "2026-12-01", "command": "x", "notes": ""},
+        "records": records})

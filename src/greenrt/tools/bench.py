@@ -541,7 +541,13 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
                               status=runner.status)
             if runner.precision in ("fp16", "bf16", "fp8", "int8", "tf32"):
                 rec["max_rel_err_vs_onnxruntime"] = None  # filled below where onnxruntime ran
-            if runner.status == "ok":
+            if runner.status == "ok" and runner.device not in (None, device) and batch != min(batches):
+                # a CPU onnxruntime next to a GPU engine: timed at the smallest batch, here only the reference for
+                # the accuracy figures (one call at a large batch takes seconds; 50 of them would be minutes)
+                rec["status"] = "reference only"
+                rec["reason"] = (f"runs on {runner.device}, not {device}: timed at batch {min(batches)} only; "
+                                 f"its outputs are the accuracy reference here")
+            elif runner.status == "ok":
                 try:
                     rec |= measure(runner, batch, config, device, counter, duration_s)
                     if expected is not None and runner is not ort_runner:  # on the same first input set
