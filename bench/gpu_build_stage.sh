@@ -5,8 +5,8 @@
 #   bash bench/gpu_build_stage.sh exported      carry .whl (onnx-ir 1.1.0) and .gpu_zoo/zoo (EfficientNet-Lite0,
 #       YOLOv8n, PP-OCR det/rec/cls exported or copied on the dev machine): GPU tests (torch settings left as found,
 #       CUDA-graph engines, builds on CUDA) and the light exported corpus on CUDA (ONNX, fp32 and fp16 engines).
-#   bash bench/gpu_build_stage.sh bench         the ResNet-50 fp16 bench against eager and torch.compile, then the
-#       conformance cases on CUDA (no carried files needed).
+#   bash bench/gpu_build_stage.sh bench         the conformance cases on CUDA (no carried files needed; speed is
+#       bench/gpu_suite.sh's, through greenrt bench).
 #   bash bench/gpu_build_stage.sh third-party   carry .whl and .gpu_cache/zoo/third_party (the fetched files): the
 #       third-party corpus on CUDA (ONNX, fp32 engine and fp16 engine per model) and its GPU tests.
 set -uo pipefail
@@ -23,8 +23,6 @@ if [ "$part" = exported ]; then
     python3 bench/corpus_results.py $OUT/gpu_tests.log --device cuda --command "$(printf '%q ' "${tests[@]}")" \
         --outcome "$(grep -E '(passed|failed)' $OUT/gpu_tests.log | tail -1)" --out $OUT/corpus_h200.json | tail -2
 elif [ "$part" = bench ]; then
-    step "ResNet-50 fp16 bench"
-    timeout 330 python3 bench/resnet50_engine.py --out $OUT/resnet50_fp16_h200.json 2>&1 | grep -v "^  build" | tail -14
     step "conformance on CUDA"
     timeout 200 python3 bench/conformance_results.py --device cuda --out $OUT/conformance_cuda_h200.json \
         > $OUT/conformance_cuda.log 2>&1

@@ -35,20 +35,16 @@ NOTES = ("Errors on the logits under the final Sigmoid/Softmax against onnxrunti
 
 
 def _latency_ms(session, feeds, device, iters=100) -> tuple[float, float]:
-    """(median, p99) in ms: CUDA events on a GPU, wall clock per call on the CPU."""
-    x = {k: torch.from_numpy(v).to(device) for k, v in feeds.items()}
-    if device == "cuda":
-        from resnet50_engine import latency_times_ms  # the CUDA-event timing the ResNet-50 benchmark uses
+    """(median, p99) in ms through `greenrt bench`'s timer (CUDA events on a GPU, wall clock on the CPU)."""
+    from greenrt.tools.bench import Runner, measure_latency
 
-        times = latency_times_ms(session.run_device, x, warmup=10, iters=iters)
-    else:
-        for _ in range(10):
-            session.run(None, x)
-        times = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            session.run(None, x)
-            times.append((time.perf_counter() - t0) * 1e3)
+    x = {k: torch.from_numpy(v).to(device) for k, v in feeds.items()}
+    cuda = device == "cuda"
+    runner = Runner("greenrt", "", lambda i: session.run_device(x), torch.cuda.synchronize if cuda else (lambda: None),
+                    events=cuda)
+    for _ in range(10):
+        runner.step(0)
+    times = measure_latency(runner, budget_s=0.0, min_calls=iters)
     return float(np.median(times)), float(np.percentile(times, 99))
 
 

@@ -4,6 +4,7 @@ module, one results file for the whole run.
 
     python bench/suite.py --device cuda --out bench/results/<device>-<date>.json [--models resnet50,...]
     python bench/suite.py --merge part1.json part2.json --out bench/results/<device>-<date>.json
+    python bench/suite.py --plot bench/results/<device>-<date>.json      # the PNG next to it (the README shows it)
 
 The results file is rewritten after every model, so a run stopped by a time limit keeps the models it finished.
 A suite too long for one call of the GPU machine runs in parts (--models) and --merge joins the parts' records into
@@ -127,7 +128,8 @@ NOTES = ("The standard suite through greenrt bench: per model an fp16 engine (pr
 
 
 def merge(parts: list[str], out: str) -> int:
-    """Join suite parts run as separate calls (same device kind) into one results file."""
+    """Join suite parts run as separate calls (same device kind) into one results file. A model a later part ran
+    again replaces the earlier part's records of it (the notes say which), so a rerun after a fix stays one file."""
     from greenrt.tools.results import load_results
 
     loaded = [load_results(p) for p in parts]
@@ -136,16 +138,82 @@ def merge(parts: list[str], out: str) -> int:
     if len(devices) > 1:
         raise SystemExit(f"parts ran on different devices {sorted(map(str, devices))}: not one suite run")
     metadata["command"] = " ; ".join(d["metadata"]["command"] for d in loaded)
-    records = [rec for d in loaded for rec in d["records"]]
-    seen = set()
-    for rec in records:
-        key = (rec["model"], rec["runner"], rec.get("batch"))
-        if key in seen:
-            raise SystemExit(f"{key} appears in two parts: merge parts that ran different models")
-        seen.add(key)
+    by_model: dict[str, list[dict]] = {}
+    replaced = []
+    for part, data in zip(parts, loaded):
+        models = dict.fromkeys(rec["model"] for rec in data["records"])
+        for model in models:
+            if model in by_model:
+                replaced.append(f"{model} (by {Path(part).name})")
+            by_model[model] = [rec for rec in data["records"] if rec["model"] == model]
+    if replaced:
+        metadata["notes"] += " Rerun in a later part, whose records replace the earlier ones: " + ", ".join(replaced) + "."
+    records = [rec for recs in by_model.values() for rec in recs]
     write_results(out, metadata, records)
-    print(f"wrote {out}: {len(records)} records from {len(parts)} parts")
+    print(f"wrote {out}: {len(records)} records from {len(parts)} parts" + (f"; replaced {replaced}" if replaced else ""))
     return 0
+
+
+def plot(path: str) -> Path:
+    """Per model: greenrt's speed against torch.compile and torch's best (batch 1 latency, large-batch throughput)
+    and energy per item against torch.compile, as one PNG next to the results file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from greenrt.tools.results import load_results
+
+    data = load_results(path)
+    records = data["records"]
+    models = list(dict.fromkeys(r["model"] for r in records))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    for ax, large in zip(axes[:2], (False, True)):
+        names, vs_compile, vs_best = [], [], []
+        for model in models:
+            batches = sorted({r["batch"] for r in records if r["model"] == model})
+            batch = batches[-1] if large else batches[0]
+            if large and batch == 1:
+                continue
+            kind = "throughput_ratio_vs" if large else "latency_speedup_vs"
+            ours = next(r for r in records if r["model"] == model and r["batch"] == batch
+                        and r["runner"].startswith("greenrt"))
+            ratios = {k: v for k, v in ours.get(kind, {}).items() if not k.startswith("onnxruntime")}
+            compiled = next((v for k, v in ratios.items() if k.startswith("torch.compile")), None)
+            names.append(f"{model}\nb{batch}")
+            vs_compile.append(compiled or 0)
+            vs_best.append(min(ratios.values()) if ratios else 0)
+        x = range(len(names))
+        ax.bar([i - 0.2 for i in x], vs_compile, 0.4, label="vs torch.compile", color="#4477aa")
+        ax.bar([i + 0.2 for i in x], vs_best, 0.4, label="vs torch's best", color="#2e8b57")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(list(x), names, fontsize=7, rotation=45, ha="right")
+        ax.set_title(("large-batch throughput" if large else "batch-1 latency") + " ratio (greenrt / torch, >1 = faster)",
+                     fontsize=9)
+        ax.legend(fontsize=7)
+    names, ours_mj, theirs_mj = [], [], []
+    for model in models:
+        batch = max(r["batch"] for r in records if r["model"] == model)
+        ours = next(r for r in records if r["model"] == model and r["batch"] == batch and r["runner"].startswith("greenrt"))
+        comp = next((r for r in records if r["model"] == model and r["batch"] == batch
+                     and r["runner"].startswith("torch.compile") and r["status"] == "ok"), None)
+        names.append(f"{model}\nb{batch}")
+        ours_mj.append(1e3 * (ours["joules_per_item"] or 0))
+        theirs_mj.append(1e3 * ((comp or {}).get("joules_per_item") or 0))
+    x = range(len(names))
+    axes[2].bar([i - 0.2 for i in x], ours_mj, 0.4, label="greenrt", color="#2e8b57")
+    axes[2].bar([i + 0.2 for i in x], theirs_mj, 0.4, label="torch.compile", color="#4477aa")
+    axes[2].set_yscale("log")
+    axes[2].set_xticks(list(x), names, fontsize=7, rotation=45, ha="right")
+    axes[2].set_title("energy per item at the largest batch (mJ, lower is better)", fontsize=9)
+    axes[2].legend(fontsize=7)
+    meta = data["metadata"]
+    fig.suptitle(f"greenrt fp16 suite on {meta['device']} (torch {meta['versions'].get('torch', '?')}, "
+                 f"{meta['date'][:10]})", fontsize=11)
+    fig.tight_layout()
+    out = Path(path).with_suffix(".png")
+    fig.savefig(out, dpi=100)
+    return out
 
 
 def main() -> int:
@@ -155,9 +223,15 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(SUITE), help="comma-separated subset of " + ",".join(SUITE))
     ap.add_argument("--vs", default="onnxruntime,eager,eager-cudagraph,torch-compile")
     ap.add_argument("--duration", type=float, default=None, help="steady window per runner (bench's default)")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--plot", metavar="RESULTS", help="write RESULTS' plot as a PNG beside it and stop")
     ap.add_argument("--merge", nargs="+", metavar="PART", help="join these suite results files into --out and stop")
     args = ap.parse_args()
+    if args.plot:
+        print("wrote", plot(args.plot))
+        return 0
+    if not args.out:
+        ap.error("--out is required")
     if args.merge:
         return merge(args.merge, args.out)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
