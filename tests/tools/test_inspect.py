@@ -285,3 +285,19 @@ def test_plot_without_matplotlib_says_what_to_install(monkeypatch, tmp_path):
     prof = LayerProfile("cpu", 1, [LayerTime(0, "conv1", "greenrt.FusedConv", "FusedConv-1", "fp32", 1.0)], 1.0)
     assert "pip install matplotlib" in plot_layers(prof, str(tmp_path / "p.png"))
     assert not (tmp_path / "p.png").exists()
+
+
+def test_inspect_lists_each_profile_range(tmp_path, capsys):
+    """The profiles table shows every input's min/opt/max (it printed an empty table for engines with profiles)."""
+    from ..conftest import make_mlp_model
+
+    onnx_path, engine = tmp_path / "mlp.onnx", tmp_path / "mlp.engine"
+    import onnx
+
+    onnx.save(make_mlp_model(), onnx_path)
+    assert main(["build", str(onnx_path), "-o", str(engine), "--shapes", "x:1x8/4x8/16x8"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "model", str(engine)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "1x8" in line and "│" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["0", "x", "1x8", "4x8", "16x8"]

@@ -16,8 +16,18 @@ from ..errors import GreenrtError
 from .exit_codes import EXIT_MISMATCH, EXIT_OK
 from .feeds import compare_reference, run_session, session_feeds
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """Rich's console; written to a file or a pipe (no terminal, no $COLUMNS) it is 160 columns wide instead of
+    rich's 80, so saved `inspect` and `bench` tables keep their layer names and numbers rather than ellipses."""
+    import os
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if os.environ.get("COLUMNS") or stream.isatty() else 160
+    return Console(stderr=stderr, width=width)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def print_versions() -> int:
@@ -257,11 +267,13 @@ def _inspect_engine(path: str) -> int:
 
     profiles = header.get("profiles", [])
     if profiles:
+        from ..plan.profiles import Profile
+
         table = Table(title=f"optimization profiles: {len(profiles)}")
         for col in ("profile", "input", "min", "opt", "max"):
             table.add_column(col)
         for i, p in enumerate(profiles):
-            for name, (lo, opt, hi) in p.get("shapes", {}).items():
+            for name, (lo, opt, hi) in Profile.from_json(p).shapes.items():
                 table.add_row(str(i), escape(name), *("x".join(map(str, d)) for d in (lo, opt, hi)))
         console.print(table)
     else:
