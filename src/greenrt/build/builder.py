@@ -13,6 +13,7 @@ checks.py): a build never fails because a made-up shape does not suit it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     ``config.inputs`` .npz files, else random inputs at shapes known to suit the model (if any).
     """
     config.validate()
+    t_build = time.perf_counter()
     command = build_command(model_path, config)
     device = resolve_device(config.device)
     report: dict[str, Any] = {}
@@ -146,6 +148,10 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
 
     plan, weights = compile_model(model)
     runner = engine_runner(plan, weights, device, config)
+    tactics = _choose_tactics(runner, ref_runner, config, checks, log)
+    report["tactics"] = tactics.to_json()
+    if tactics.layers:
+        runner = engine_runner(plan, weights, device, config)  # bind the chosen tactics
 
     accuracy = []
     for check, ref in zip(checks, refs):
@@ -168,6 +174,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
 
     report["memory"] = _memory_report(runner, ref_runner, config, specs, samples, log, skipped)
 
+    report["build_s"] = round(time.perf_counter() - t_build, 3)
     cfg = replace(config, channels_last=runner.channels_last).to_json()  # the layout chosen, for the session
     cfg["model"] = str(model_path)
     cfg["build_command"] = command
@@ -175,6 +182,35 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
                           profiles=[p.to_json() for p in config.profiles], report=report)
     log(f"wrote {output} ({Path(output).stat().st_size / 2**20:.1f} MiB)")
     return header
+
+
+def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, checks: list[CheckInputs], log):
+    """The tactic stage (build/tactics.py) at the first profile's opt shape, else at the first check's inputs."""
+    from ..plan.profiles import opt_shapes
+    from .tactics import TimingCache, choose_tactics
+
+    cache = TimingCache.load(config.timing_cache)
+    feeds = None
+    if config.opt_level > 0:
+        if config.profiles:
+            feeds = device_random_feeds(ref_runner, opt_shapes(config.profiles[0]), config.seed)
+        elif checks:
+            feeds = checks[0].feeds
+    try:
+        report = choose_tactics(runner, feeds, config.opt_level, cache, config.precision or "fp32")
+    except GreenrtError as exc:  # the model does not run at these inputs: the checks below will say so too
+        for bound in runner.executor.steps:
+            bound.step.tactic = ""
+        report = choose_tactics(runner, None, config.opt_level, cache, config.precision or "fp32")
+        report.reason = f"nothing timed: the engine failed at {list(feeds)} shapes: {exc}"
+    if report.layers:
+        log(f"tactics at {report.shapes}: {report.timed} layer(s) timed, {report.cached} from the timing cache, "
+            f"{report.seconds:.1f} s")
+    elif report.reason and config.opt_level > 0:
+        log(f"tactics: {report.reason}")
+    if config.timing_cache and report.timed:
+        cache.save()
+    return report
 
 
 def _observe_made_up(model, ref_runner: Runner, config: BuildConfig, skipped: list, no_shapes_reason: str, log):

@@ -10,6 +10,8 @@ from ..errors import GreenrtError
 from ..plan.profiles import Profile
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+OPT_LEVELS = range(0, 6)
+DEFAULT_OPT_LEVEL = 3
 
 
 @dataclass
@@ -26,6 +28,8 @@ class BuildConfig:
     max_error: float | None = None  # fp16/bf16: keep layers fp32 until this max relative error holds
     error_outputs: list[str] = field(default_factory=list)  # outputs max_error applies to (default: all float)
     inputs: list[str] = field(default_factory=list)  # .npz sample input files (CLI); or samples= in the API
+    opt_level: int = DEFAULT_OPT_LEVEL  # 0: the ops' heuristics, no timing; 1-5: time each layer's tactics, more runs
+    timing_cache: str | None = None  # JSON file of tactic timings: read (a hit times nothing) and updated
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -46,6 +50,9 @@ class BuildConfig:
                                "build in fp16 or bf16, or drop layer_precision")
         if self.error_outputs and self.max_error is None:
             raise GreenrtError("error_outputs names the outputs max_error applies to; set max_error too")
+        if self.opt_level not in OPT_LEVELS:
+            raise GreenrtError(f"opt_level {self.opt_level}: expected 0 (no timing, the ops' heuristics) to 5 (the "
+                               f"widest search); default {DEFAULT_OPT_LEVEL}")
         if self.max_error is not None and not self.max_error > 0:
             raise GreenrtError(f"max_error must be a positive relative error (e.g. 1e-2), got {self.max_error}")
 
@@ -61,8 +68,8 @@ def parse_size(text: str) -> int:
 
 def build_command(model_path, config: BuildConfig) -> str:
     """The `greenrt build` command line that builds the same engine from ``model_path`` (every setting that changes
-    the engine; the output path is left out: the same model and config give a byte-identical engine wherever it is
-    written)."""
+    the engine; the output path is left out: the same model, config and timing cache give a byte-identical engine
+    wherever it is written; without a cache, --opt-level >= 1 keeps the tactics timed fastest on this run)."""
     parts = ["greenrt", "build", str(model_path), "--device", config.device]
     if config.precision != "fp32":
         parts.append(f"--{config.precision}")
@@ -86,4 +93,8 @@ def build_command(model_path, config: BuildConfig) -> str:
         parts.append("--no-optimize")
     if config.channels_last is not None:
         parts += ["--channels-last", "on" if config.channels_last else "off"]
+    if config.opt_level != DEFAULT_OPT_LEVEL:
+        parts += ["--opt-level", str(config.opt_level)]
+    if config.timing_cache:
+        parts += ["--timing-cache", str(config.timing_cache)]
     return " ".join(shlex.quote(x) for x in parts)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .registry import REGISTRY, op
+from .tactics import tactic
 
 GREENRT = "greenrt"
 
@@ -53,6 +54,10 @@ def FusedConv(x, w, b=None, z=None, *, activation="", activation_params=(), auto
         fused = _onednn_conv(x, w, b, z, activation, activation_params, conv_attrs)
     if fused is not None:
         return fused
+    return _conv_then_epilogue(x, w, b, z, activation, activation_params, conv_attrs)
+
+
+def _conv_then_epilogue(x, w, b, z, activation, activation_params, conv_attrs):
     conv = REGISTRY.lookup("", "Conv", 22).fn
     y = conv(x, w, None, **{k: v for k, v in conv_attrs.items() if v is not None})
     if b is not None:
@@ -60,6 +65,63 @@ def FusedConv(x, w, b=None, z=None, *, activation="", activation_params=(), auto
     if z is not None:
         y = y.add_(z)
     return _activation(activation, activation_params)(y)
+
+
+# -- FusedConv's tactics: the builder times these where more than one supports a layer (build/tactics.py) ------
+_CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+
+
+def _split(attrs: dict) -> tuple[str, list, dict]:
+    conv = {k: attrs.get(k) for k in _CONV_ATTRS}
+    conv["auto_pad"] = conv["auto_pad"] or "NOTSET"
+    conv["group"] = conv["group"] or 1
+    return attrs.get("activation", ""), list(attrs.get("activation_params", ())), conv
+
+
+def _cudnn_fusable(args, attrs) -> bool:
+    x = args[0]
+    activation, _, conv = _split(attrs)
+    if not (_CUDNN_FUSED["ok"] and x.is_cuda and x.dim() == 4 and activation == "Relu"):
+        return False
+    pads = list(conv["pads"] or [0, 0, 0, 0]) if conv["auto_pad"] == "NOTSET" else [0, 0, 0, 0]
+    return conv["auto_pad"] in ("NOTSET", "VALID") and pads[:2] == pads[2:] and x.dtype in (
+        torch.float16, torch.bfloat16, torch.float32)
+
+
+def _onednn_fusable(args, attrs) -> bool:
+    x, w = args[0], args[1]
+    activation, params, conv = _split(attrs)
+    z = args[3] if len(args) > 3 else None
+    if not (_ONEDNN["ok"] and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4):
+        return False
+    pads = list(conv["pads"] or [0, 0, 0, 0]) if conv["auto_pad"] == "NOTSET" else [0, 0, 0, 0]
+    unary = _onednn_unary(activation, params)
+    if w.dtype != torch.float32 or conv["auto_pad"] not in ("NOTSET", "VALID") or pads[:2] != pads[2:] or not unary:
+        return False
+    return z is None or (unary[0] in ("none", "relu") and z.shape[:2] == (x.shape[0], w.shape[0]))
+
+
+@tactic(GREENRT, "FusedConv", "cudnn-fused", _cudnn_fusable,
+        doc="one cuDNN call: conv + bias [+ residual add] + ReLU epilogue (torch.cudnn_convolution_[add_]relu)")
+def _fused_conv_cudnn(x, w, b=None, z=None, **attrs):
+    activation, params, conv = _split(attrs)
+    y = _cudnn_conv_relu(x, w, b, z, activation, conv)
+    return y if y is not None else _conv_then_epilogue(x, w, b, z, activation, params, conv)
+
+
+@tactic(GREENRT, "FusedConv", "onednn-fused", _onednn_fusable,
+        doc="one oneDNN call with post-ops on the CPU (mkldnn._convolution_pointwise)")
+def _fused_conv_onednn(x, w, b=None, z=None, **attrs):
+    activation, params, conv = _split(attrs)
+    y = _onednn_conv(x, w, b, z, activation, params, conv)
+    return y if y is not None else _conv_then_epilogue(x, w, b, z, activation, params, conv)
+
+
+@tactic(GREENRT, "FusedConv", "conv-then-epilogue",
+        doc="the library's plain conv, then bias, residual add and activation as separate in-place kernels")
+def _fused_conv_unfused(x, w, b=None, z=None, **attrs):
+    activation, params, conv = _split(attrs)
+    return _conv_then_epilogue(x, w, b, z, activation, params, conv)
 
 
 def _add_bias(y, b):

@@ -37,6 +37,7 @@ class PlanStep:
     input_specs: list[TensorSpec | None] = field(default_factory=list)
     output_specs: list[TensorSpec | None] = field(default_factory=list)
     precision: str = ""  # the precision the step was built for (reported by inspect)
+    tactic: str = ""  # the implementation variant the builder timed and kept (ops/tactics.py); "" = the op's default
 
     @property
     def label(self) -> str:

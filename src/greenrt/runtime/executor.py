@@ -21,6 +21,7 @@ from ..ops.facts import host_positions
 from ..plan.plan import Plan, PlanStep
 
 Observer = Callable[[PlanStep, Sequence[Any]], None]
+Before = Callable[["BoundStep", list, dict], None]
 
 
 @dataclass
@@ -28,6 +29,7 @@ class BoundStep:
     step: PlanStep
     impl: OpImpl
     attrs: dict[str, Any]
+    fn: Callable[..., Any] | None = None  # what runs: the plan's tactic (ops/tactics.py), else impl.fn
     release: tuple[str, ...] = ()
     host_positions: tuple[int, ...] = ()  # inputs the op reads on the host (ops/facts.py)
     host_args: dict[int, Any] = field(default_factory=dict)  # CPU copies of constants at those positions
@@ -116,7 +118,16 @@ class Executor:
         if impl is None or impl.since != step.since:
             raise GreenrtError(f"{step.label}: implementation {step.op_type}-{step.since} is not in this greenrt")
         attrs = {name: _decode(v, self.weights, self.plan) for name, v in step.attrs.items()}
-        bound = BoundStep(step, impl, attrs, host_positions=host_positions(step.domain, step.op_type))
+        fn = impl.fn
+        if step.tactic:
+            from ..ops.tactics import lookup
+
+            variant = lookup(step.domain, step.op_type, step.tactic)
+            if variant is None:
+                raise GreenrtError(f"{step.label}: tactic {step.tactic!r} is not in this greenrt; rebuild the engine "
+                                   "with this version")
+            fn = variant.fn
+        bound = BoundStep(step, impl, attrs, fn, host_positions=host_positions(step.domain, step.op_type))
         if self.device.type != "cpu":
             for pos in bound.host_positions:
                 name = step.inputs[pos] if pos < len(step.inputs) else ""
@@ -144,13 +155,15 @@ class Executor:
 
     # -- run -------------------------------------------------------------------------------------------
     def run(self, feeds: Mapping[str, Any], outer: Mapping[str, Any] | None = None,
-            observer: Observer | None = None) -> list[Any]:
-        """Outputs for ``feeds``; ``observer(step, outputs)`` sees every step's results (calibration, compare)."""
-        return self.execute(self.steps, feeds, outer=outer, observer=observer)
+            observer: Observer | None = None, before: Before | None = None) -> list[Any]:
+        """Outputs for ``feeds``; ``observer(step, outputs)`` sees every step's results (calibration, compare);
+        ``before(bound, args, kwargs)`` sees every step's arguments just before it runs (the tactic timer)."""
+        return self.execute(self.steps, feeds, outer=outer, observer=observer, before=before)
 
     def execute(self, steps: Sequence[BoundStep], feeds: Mapping[str, Any], *, outer: Mapping[str, Any] | None = None,
                 observer: Observer | None = None, known: Mapping[str, Any] | None = None,
-                host_values: Mapping[str, Any] | None = None, want_outputs: bool = True) -> list[Any]:
+                host_values: Mapping[str, Any] | None = None, want_outputs: bool = True,
+                before: Before | None = None) -> list[Any]:
         """Run ``steps`` (all, or a shape-specialized subset) with ``known`` values precomputed.
 
         ``host_values`` are CPU copies of precomputed values, used at host-read input positions.
@@ -174,8 +187,10 @@ class Executor:
             kwargs = bound.attrs
             if bound.impl.wants_ctx:
                 kwargs = dict(kwargs, ctx=self._context(bound, env))
+            if before is not None:
+                before(bound, args, kwargs)
             try:
-                result = bound.impl.fn(*args, **kwargs)
+                result = bound.fn(*args, **kwargs)
             except GreenrtError:
                 raise
             except Exception as exc:  # an op failing on the given data: name the node, keep the cause

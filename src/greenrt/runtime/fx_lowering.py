@@ -220,7 +220,7 @@ class _Lowering:
                             num_outputs=len(step.outputs), run_graph=None, input_types=list(step.input_specs),
                             output_types=list(step.output_specs))
             kwargs["ctx"] = self._attr("ctx", step.name or step.op_type, ctx)
-        fn = _TRACEABLE.get((step.domain, step.op_type), bound.impl.fn)
+        fn = _TRACEABLE.get((step.domain, step.op_type), bound.fn)
         node = self.graph.create_node("call_function", fn, args, kwargs, name=_ident(step.name or step.op_type))
         node.meta["greenrt_step"] = step.name
         if len(step.outputs) == 1:

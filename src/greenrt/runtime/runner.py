@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import torch
 
 from ..plan.plan import Plan
-from .executor import Executor, Observer
+from .executor import Before, Executor, Observer
 from .math_mode import engine_math
 
 
@@ -65,16 +65,17 @@ class Runner:
             return dict(feeds)
         return {k: nhwc_input(v) if isinstance(v, torch.Tensor) else v for k, v in feeds.items()}
 
-    def run(self, feeds: Mapping[str, Any], observer: Observer | None = None) -> list[Any]:
+    def run(self, feeds: Mapping[str, Any], observer: Observer | None = None, before: Before | None = None) -> list[Any]:
         """Outputs for ``feeds`` (tensors already on the device). With CUDA graphs the outputs are the graph's own
-        buffers, valid until the next call with the same shapes."""
+        buffers, valid until the next call with the same shapes. ``observer`` / ``before`` (see Executor.run) run
+        the plain executor, step by step."""
         feeds = self.prepare_feeds(feeds)
-        if observer is None and self.uses_cuda_graphs:
+        if observer is None and before is None and self.uses_cuda_graphs:
             with torch.inference_mode():  # a replay: the kernels were chosen at capture, no math settings apply
                 outputs = self._inner.try_replay(feeds)
             if outputs is not None:
                 return outputs
         with engine_math(self.device, self.precision), torch.inference_mode():
-            if observer is not None:
-                return self.executor.run(feeds, observer=observer)
+            if observer is not None or before is not None:
+                return self.executor.run(feeds, observer=observer, before=before)
             return self._inner.run(feeds)

@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-optimize", action="store_true", help="skip the graph passes")
     p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                    help="NHWC through conv chains (default: on for models with convolutions)")
+    p.add_argument("--opt-level", type=int, choices=range(0, 6), default=3, metavar="0..5",
+                   help="build effort: 0 = the ops' heuristics, no timing; 1-5 = time every layer's candidate "
+                        "implementations at the profile's opt shape and keep the fastest, more runs per candidate "
+                        "at higher levels (default 3)")
+    p.add_argument("--timing-cache", metavar="FILE",
+                   help="tactic timings to reuse and add to (JSON, created if missing): a layer found in it is not "
+                        "timed again; caches from several machines can be merged with `greenrt cache merge`")
 
     p = sub.add_parser("run", help="run a model through greenrt",
                        epilog=arg.example("greenrt run model.engine --inputs in.npz --save-outputs out.npz",

@@ -133,6 +133,8 @@ def cmd_build(args) -> int:
         max_error=args.max_error,
         error_outputs=_names(args.error_outputs),
         inputs=list(args.inputs),
+        opt_level=args.opt_level,
+        timing_cache=args.timing_cache,
     )
     output = args.output or str(Path(args.model).with_suffix(".engine"))
     with console.status("building"):
@@ -338,11 +340,38 @@ def _inspect_engine(path: str) -> int:
         console.print(table)
     weights = sum(1 for v in plan.constants.values() if not isinstance(v, dict))
     console.print(f"weights: {weights} tensors", highlight=False)
+    _print_tactics(report.get("tactics"))
+    if "build_s" in report:
+        console.print(f"build time: {report['build_s']:.1f} s", highlight=False)
 
     console.print(_layers_table(plan, bool(cfg.get("channels_last"))))
     counts = Counter((s.domain + "." if s.domain else "") + s.op_type for s in plan.all_steps())
     console.print(_op_count_table(f"plan: {sum(counts.values())} steps", counts))
     return EXIT_OK
+
+
+def _print_tactics(tactics: dict | None) -> None:
+    """The tactic stage: per layer with a choice, every candidate's time, the winner first, and where it came from."""
+    if not tactics:
+        console.print("tactics: none recorded (an engine from before the tactic stage)", highlight=False)
+        return
+    layers = tactics.get("layers", [])
+    head = (f"tactics (opt level {tactics.get('opt_level')}, at {tactics.get('shapes') or '-'}): {tactics.get('timed', 0)} "
+            f"layer(s) timed, {tactics.get('cached', 0)} from the timing cache, {tactics.get('seconds', 0):.1f} s")
+    if not layers:
+        console.print(escape(head + (f"; {tactics['reason']}" if tactics.get("reason") else "")), highlight=False)
+        return
+    table = Table(title=escape(head))
+    for col in ("layer", "op", "winner", "candidates (ms, fastest first)", "from"):
+        table.add_column(col)
+    for layer in layers:
+        timings = sorted(layer.get("timings_ms", {}).items(), key=lambda kv: kv[1])
+        cells = ", ".join(f"{name} {ms:.4f}" for name, ms in timings)
+        if layer.get("rejected"):
+            cells += "; rejected: " + ", ".join(f"{k} ({v})" for k, v in layer["rejected"].items())
+        table.add_row(escape(layer.get("layer", "")), escape(layer.get("op", "")), escape(layer.get("winner", "")),
+                      escape(cells), "cache" if layer.get("cached") else "timed")
+    console.print(table)
 
 
 def _engine_for(path: str, device: str | None = None):

@@ -58,7 +58,8 @@ def step_precision(step: PlanStep) -> str:
 
 
 def implementation(step: PlanStep) -> str:
-    return f"{step.op_type}-{step.since}"
+    """The op's implementation, and the tactic the builder timed and kept where it chose one."""
+    return f"{step.op_type}-{step.since}" + (f" [{step.tactic}]" if step.tactic else "")
 
 
 def profile_layers(runner, feeds: Mapping[str, Any], *, runs: int = 10, warmup: int = 2) -> LayerProfile:

@@ -1,0 +1,308 @@
+"""The tactic stage: for every layer with a choice of implementations, time the candidates on the target device and
+keep the fastest (what TensorRT calls tactic selection).
+
+The plan runs once at the profile's opt shape (the runner a session of the engine will use: layout, precision and
+math settings included). Just before each step runs, its candidates (ops/tactics.py: the variants whose
+``supports`` accepts these very arguments) are
+
+1. checked: each candidate's output against the op's default on the same arguments (a candidate that disagrees
+   beyond the engine precision's tolerance is dropped and reported, never kept);
+2. timed: a median over ``RUNS[opt_level]`` runs after warm-up, with CUDA events on a GPU and a wall clock after a
+   sync on the CPU (so CPU candidates are tactics too);
+
+and the fastest is written into the step (``PlanStep.tactic``). A reformat a candidate needs (e.g. NCHW inside an
+NHWC engine) happens inside that candidate, so its time counts in its own timing.
+
+The timing cache (``TimingCache``) keys each layer by what decides its speed: op, attributes (weights by shape and
+dtype), argument shapes, dtypes and memory layout, and the target (device name, compute capability, torch, cuDNN
+and Triton versions). A layer found in it is not timed again; caches merge; the file is JSON (data, never code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..errors import GreenrtError
+from ..ops.tactics import Tactic, candidates
+
+CACHE_FORMAT = "greenrt-timing-cache/1"
+RUNS = {1: 3, 2: 5, 3: 10, 4: 20, 5: 50}  # timed runs per candidate at each --opt-level
+WARMUP = 2
+TOLERANCE = {"fp32": 1e-4, "tf32": 1e-3, "fp16": 1e-2, "bf16": 8e-2}  # candidate vs default, max rel error
+
+
+# -- the target and the layer signature -----------------------------------------------------------------------
+def target_of(device: torch.device) -> dict[str, Any]:
+    """What a timing is valid for: the device and the libraries that pick and run its kernels."""
+    target: dict[str, Any] = {"device_type": device.type, "torch": torch.__version__.split("+")[0]}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        target |= {"device": props.name, "capability": f"{props.major}.{props.minor}",
+                   "cudnn": str(torch.backends.cudnn.version())}
+        try:
+            import triton
+
+            target["triton"] = triton.__version__
+        except ImportError:
+            target["triton"] = None
+    else:
+        target |= {"device": _cpu_name(), "threads": torch.get_num_threads()}
+    return target
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _describe(value: Any) -> Any:
+    """An argument or attribute as the signature sees it: tensors by shape, dtype and layout, never by value."""
+    if isinstance(value, torch.Tensor):
+        layout = "nhwc" if value.dim() == 4 and value.is_contiguous(memory_format=torch.channels_last) \
+            and not value.is_contiguous() else "contiguous" if value.is_contiguous() else "strided"
+        return {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch."), "layout": layout}
+    if isinstance(value, (list, tuple)):
+        return [_describe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return type(value).__name__
+
+
+def layer_signature(step, args: list, kwargs: dict) -> dict[str, Any]:
+    attrs = {k: _describe(v) for k, v in sorted(kwargs.items()) if k != "ctx"}
+    return {"op": f"{step.domain + '.' if step.domain else ''}{step.op_type}", "attrs": attrs,
+            "args": [_describe(a) for a in args]}
+
+
+def cache_key(signature: dict, target: dict) -> str:
+    text = json.dumps({"signature": signature, "target": target}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+# -- the timing cache -------------------------------------------------------------------------------------------
+@dataclass
+class TimingCache:
+    entries: dict[str, dict] = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> "TimingCache":
+        """The cache in ``path`` (an empty one if the file does not exist yet)."""
+        if path is None:
+            return cls()
+        path = Path(path)
+        if not path.exists():
+            return cls(path=path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise GreenrtError(f"timing cache {path}: not readable as JSON ({exc}); delete it or pass another "
+                               "--timing-cache") from None
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("entries"), dict):
+            raise GreenrtError(f"timing cache {path}: not a {CACHE_FORMAT} file; delete it or pass another "
+                               "--timing-cache")
+        for key, entry in data["entries"].items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("winner"), str)
+                    and isinstance(entry.get("timings_ms"), dict)):
+                raise GreenrtError(f"timing cache {path}: entry {key!r} lacks a winner or its timings; delete the "
+                                   "file or pass another --timing-cache")
+        return cls(dict(data["entries"]), path)
+
+    def merge(self, other: "TimingCache") -> int:
+        """Add ``other``'s entries (an entry both hold keeps this cache's); returns how many were added."""
+        added = 0
+        for key, entry in other.entries.items():
+            if key not in self.entries:
+                self.entries[key] = entry
+                added += 1
+        return added
+
+    def save(self, path: str | Path | None = None) -> Path:
+        path = Path(path or self.path)
+        data = {"format": CACHE_FORMAT, "entries": dict(sorted(self.entries.items()))}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        tmp.replace(path)  # a crash mid-write never leaves a truncated cache
+        return path
+
+
+# -- timing -----------------------------------------------------------------------------------------------------
+def _timer(device: torch.device) -> Callable[[Callable[[], Any], int], float]:
+    def median_ms(run: Callable[[], Any], runs: int) -> float:
+        for _ in range(WARMUP):
+            run()
+        times = []
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            for _ in range(runs):
+                start.record()
+                run()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+        else:
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                run()
+                times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+
+    return median_ms
+
+
+def _clone_args(args: list) -> list:
+    """Fresh copies of tensor arguments: a candidate may write its output into a residual input in place."""
+    return [a.clone(memory_format=torch.preserve_format) if isinstance(a, torch.Tensor) else a for a in args]
+
+
+def _max_rel_error(got: Any, want: Any) -> float:
+    got = got if isinstance(got, tuple) else (got,)
+    want = want if isinstance(want, tuple) else (want,)
+    worst = 0.0
+    for g, w in zip(got, want):
+        if not (isinstance(g, torch.Tensor) and isinstance(w, torch.Tensor)):
+            continue
+        if g.shape != w.shape:
+            return float("inf")
+        g, w = g.double(), w.double()
+        scale = w.abs().max().item()
+        err = (g - w).abs().max().item()
+        worst = max(worst, err / scale if scale > 0 else err)
+    return worst
+
+
+@dataclass
+class LayerChoice:
+    layer: str
+    op: str
+    winner: str
+    timings_ms: dict[str, float]
+    cached: bool = False
+    rejected: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = {"layer": self.layer, "op": self.op, "winner": self.winner,
+               "timings_ms": {k: round(v, 5) for k, v in self.timings_ms.items()}, "cached": self.cached}
+        if self.rejected:
+            out["rejected"] = self.rejected
+        return out
+
+
+@dataclass
+class TacticReport:
+    opt_level: int
+    target: dict
+    layers: list[LayerChoice] = field(default_factory=list)
+    timed: int = 0  # layers timed on this build
+    cached: int = 0  # layers whose choice came from the timing cache
+    seconds: float = 0.0
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    reason: str = ""  # why nothing was timed, where nothing was
+
+    def to_json(self) -> dict:
+        return {"opt_level": self.opt_level, "target": self.target, "timed": self.timed, "cached": self.cached,
+                "seconds": round(self.seconds, 3), "shapes": self.shapes, "reason": self.reason,
+                "layers": [c.to_json() for c in self.layers]}
+
+
+def choose_tactics(runner, feeds: dict[str, torch.Tensor] | None, opt_level: int, cache: TimingCache,
+                   precision: str, progress: Callable[[int, int], None] | None = None,
+                   timer: Callable[[Callable[[], Any], int], float] | None = None) -> TacticReport:
+    """Time the candidates of every layer that has a choice, on ``runner`` at ``feeds``; set each step's tactic
+    to the fastest; return what was timed and chosen. ``timer(run, runs) -> ms`` is injectable for tests."""
+    device = runner.device
+    target = target_of(device)
+    report = TacticReport(opt_level, target)
+    if opt_level == 0:
+        report.reason = "--opt-level 0: the ops' heuristics, nothing timed"
+        return report
+    if feeds is None:
+        report.reason = "no inputs at a shape known to suit the model (give --shapes or --inputs): nothing timed"
+        return report
+    report.shapes = {k: list(v.shape) for k, v in feeds.items()}
+    timer = timer or _timer(device)
+    runs = RUNS[opt_level]
+    tol = TOLERANCE.get(precision, 1e-4)
+    t_start = time.perf_counter()
+    total = sum(1 for b in runner.executor.steps if (b.step.domain, b.step.op_type) in _ops_with_tactics())
+    seen = 0
+
+    def before(bound, args, kwargs):
+        nonlocal seen
+        step = bound.step
+        if (step.domain, step.op_type) not in _ops_with_tactics():
+            return
+        seen += 1
+        if progress is not None:
+            progress(seen, total)
+        found = candidates(step.domain, step.op_type, args, kwargs)
+        if len(found) < 2:  # nothing to choose: the op's default runs
+            return
+        signature = layer_signature(step, args, kwargs)
+        key = cache_key(signature, target)
+        entry = cache.entries.get(key)
+        if entry is not None and entry["winner"] in {t.name for t in found}:
+            step.tactic = entry["winner"]
+            report.layers.append(LayerChoice(step.name, step.op_type, entry["winner"],
+                                             dict(entry["timings_ms"]), cached=True))
+            report.cached += 1
+            return
+        choice = _time_candidates(step, found, args, kwargs, bound.impl.fn, timer, runs, tol)
+        step.tactic = choice.winner
+        report.layers.append(choice)
+        report.timed += 1
+        cache.entries[key] = {"signature": signature, "target": target, "winner": choice.winner,
+                              "timings_ms": choice.to_json()["timings_ms"], "opt_level": opt_level}
+
+    with torch.inference_mode():
+        runner.run(feeds, before=before)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    report.seconds = time.perf_counter() - t_start
+    return report
+
+
+def _time_candidates(step, found: list[Tactic], args, kwargs, default_fn, timer, runs: int, tol: float) -> LayerChoice:
+    want = default_fn(*_clone_args(args), **kwargs)
+    timings: dict[str, float] = {}
+    rejected: dict[str, str] = {}
+    for t in found:
+        try:
+            err = _max_rel_error(t.fn(*_clone_args(args), **kwargs), want)
+        except Exception as exc:  # noqa: BLE001  (a candidate that fails on these arguments is not kept)
+            rejected[t.name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            continue
+        if not err <= tol:
+            rejected[t.name] = f"max rel error {err:.2e} vs the op's default exceeds {tol:g}"
+            continue
+        copies = [_clone_args(args) for _ in range(2)]  # in-place candidates write into a copy, alternating
+        counter = iter(range(1 << 62))
+        timings[t.name] = timer(lambda: t.fn(*copies[next(counter) % 2], **kwargs), runs)
+    if not timings:
+        raise GreenrtError(f"{step.label}: every implementation candidate failed its check ({rejected}); please "
+                           "report it")
+    winner = min(timings, key=timings.get)
+    return LayerChoice(step.name, step.op_type, winner, timings, rejected=rejected)
+
+
+def _ops_with_tactics() -> set[tuple[str, str]]:
+    from ..ops.tactics import TACTICS
+    from ..ops import load_all
+
+    load_all()
+    return {k for k, v in TACTICS.items() if v}
