@@ -281,6 +281,27 @@ def _suite(r: dict[str, Results]) -> str:
     return "\n\n".join([head, "\n".join(rows), tail])
 
 
+def _tactics_ab(r: dict[str, Results]) -> str:
+    """The tactic stage's first A/B: the same model at --opt-level 0 and 3, one process."""
+    f = r["tactics_ab_h200.json"]
+    parts = []
+    for model in dict.fromkeys(x["model"] for x in f.records):
+        big = max(x["batch"] for x in f.where(model=model))
+        o0, o3 = (f.one(model=model, batch=big, runner=f"greenrt engine fp16 opt{k}") for k in (0, 3))
+        b0, b3 = (f.one(model=model, batch=1, runner=f"greenrt engine fp16 opt{k}") for k in (0, 3))
+        winners = ", ".join(f"{v} {k}" for k, v in o3["tactic_winners"].items())
+        e0, e3 = o0["max_rel_err_vs_fp32_unoptimized"], o3["max_rel_err_vs_fp32_unoptimized"]
+        errors = f"{err(e3)} in both" if err(e0) == err(e3) else f"{err(e0)} -> {err(e3)}"
+        parts.append(f"{model} batch {big} {img_per_s(o0['items_per_s'])} -> {img_per_s(o3['items_per_s'])} "
+                     f"({ratio(quotient(o3['items_per_s'], o0['items_per_s']))}), {mj(o0['joules_per_item'])} -> "
+                     f"{mj(o3['joules_per_item'])} per image, batch 1 {ms(b0['latency_ms_p50'])} -> "
+                     f"{ms(b3['latency_ms_p50'])} (layers: {winners}; max rel err vs fp32 {errors})")
+    return para(f"**Tactics, first cut** (`--opt-level 3` against 0, the same fp16 engine build with and without timing "
+                f"each FusedConv's candidates; one process, engines one after the other): {'; '.join(parts)}. The "
+                f"batch-1 figures moved against opt 3 with identical kernels on ResNet-50: not yet explained "
+                f"(`bench/NOTES.md`). Source: {f.cite()}.")
+
+
 def _resnet_ab(r: dict[str, Results]) -> str:
     """The same engine before and after a change, alternating rounds on one machine: what 'within noise' means."""
     f = r["resnet50_fp16_ab_h200.json"]
@@ -503,7 +524,7 @@ def block_measured(r: dict[str, Results]) -> str:
     intro = para("Rendered by `python scripts/readme_results.py` from the files under `bench/results/` "
                  "(greenrt-results/1, `src/greenrt/tools/results.py`); the test suite fails when this section and "
                  "the files disagree. Each source is one run; every ratio compares runners of the same run.")
-    sections = [intro, _suite(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
+    sections = [intro, _suite(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
                 _node_counts(r),
                 _cpu_ab(r), _sensitivity(r), _install(r)]
     return "\n" + "\n\n".join(sections) + "\n"

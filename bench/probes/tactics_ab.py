@@ -34,6 +34,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", required=True, help="timing cache the opt-3 builds write")
     ap.add_argument("--duration", type=float, default=2.0)
+    ap.add_argument("--device", default="cuda")
     args = ap.parse_args()
     records = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,14 +45,14 @@ def main() -> int:
             for level in (0, 3):
                 engine = Path(tmp) / f"{name}_opt{level}.engine"
                 header = build_engine(onnx_path, engine, BuildConfig(
-                    device="cuda", precision="fp16", profiles=[profile], opt_level=level,
+                    device=args.device, precision="fp16", profiles=[profile], opt_level=level,
                     timing_cache=args.cache if level else None), log=lambda m: None)
                 tactics = header["report"]["tactics"]
                 winners = Counter(layer["winner"] for layer in tactics["layers"])
                 acc = max(v for a in header["report"]["accuracy_vs_fp32_unoptimized"] for v in a["max_rel_err"].values())
                 print(f"{name} opt{level}: build {header['report']['build_s']:.1f} s, tactics {tactics['seconds']:.1f} s, "
                       f"winners {dict(winners)}, max rel err vs fp32 {acc:.2e}", flush=True)
-                recs, _ = run_bench(BenchConfig(model=str(engine), device="cuda", batches=[1, int(batch)],
+                recs, _ = run_bench(BenchConfig(model=str(engine), device=args.device, batches=[1, int(batch)],
                                                 duration_s=args.duration, vs=[]))
                 for rec in recs:
                     rec["model"], rec["runner"] = name, f"greenrt engine fp16 opt{level}"
@@ -61,7 +62,7 @@ def main() -> int:
                     print(f"  batch {rec['batch']}: {rec['items_per_s']:.0f} items/s, p50 {rec['latency_ms_p50']:.3f} ms, "
                           f"{(rec['joules_per_item'] or 0) * 1e3:.1f} mJ", flush=True)
                     records.append(rec)
-    write_results(args.out, collect_metadata(command_line(), device="cuda", notes=(
+    write_results(args.out, collect_metadata(command_line(), device=args.device, notes=(
         "Tactic stage A/B: each model built at --opt-level 0 and 3 in one process and run through greenrt bench's "
         "measurement (CUDA events, NVML energy); max_rel_err_vs_fp32_unoptimized is the build's own check.")), records)
     return 0

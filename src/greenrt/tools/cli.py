@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "implementations at the profile's opt shape and keep the fastest, more runs per candidate "
                         "at higher levels (default 3)")
     p.add_argument("--timing-cache", metavar="FILE",
-                   help="tactic timings to reuse and add to (JSON, created if missing): a layer found in it is not "
-                        "timed again; caches from several machines can be merged with `greenrt cache merge`")
+                   help="tactic timings to reuse and add to (JSON, created if missing): a layer found in it for "
+                        "this device and these library versions is not timed again")
 
     p = sub.add_parser("run", help="run a model through greenrt",
                        epilog=arg.example("greenrt run model.engine --inputs in.npz --save-outputs out.npz",
