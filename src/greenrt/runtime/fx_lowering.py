@@ -99,13 +99,21 @@ def split_lowerable(steps: Sequence[PlanStep | BoundStep]) -> list[tuple[bool, l
     return out
 
 
-def fused_conv_traceable(x, w, b=None, z=None, *, activation="", activation_params=(), **conv_attrs):
-    """FusedConv as the executor runs it, except while dynamo traces: oneDNN's fused conv with a residual
-    (mkldnn::_convolution_pointwise.binary) has no fake-tensor kernel, so a trace would break there. Traced, it is
-    conv + bias + residual + activation in plain aten ops, which Inductor's CPU backend fuses back into oneDNN
-    post-ops itself."""
-    if not torch.compiler.is_compiling():
-        return _fused.FusedConv(x, w, b, z, activation=activation, activation_params=activation_params, **conv_attrs)
+def fused_conv_traceable(eager):
+    """FusedConv as the executor runs it (``eager``: the op or the tactic the plan chose), except while dynamo
+    traces: oneDNN's fused conv with a residual (mkldnn::_convolution_pointwise.binary) has no fake-tensor kernel,
+    so a trace would break there. Traced, it is conv + bias + residual + activation in plain aten ops, which
+    Inductor's CPU backend fuses back into oneDNN post-ops itself."""
+
+    def fused_conv(x, w, b=None, z=None, *, activation="", activation_params=(), **conv_attrs):
+        if not torch.compiler.is_compiling():
+            return eager(x, w, b, z, activation=activation, activation_params=activation_params, **conv_attrs)
+        return _traced_fused_conv(x, w, b, z, activation, activation_params, conv_attrs)
+
+    return fused_conv
+
+
+def _traced_fused_conv(x, w, b, z, activation, activation_params, conv_attrs):
     conv = REGISTRY.lookup("", "Conv", 22).fn
     y = conv(x, w, None, **{k: v for k, v in conv_attrs.items() if v is not None})
     if b is not None:
@@ -115,15 +123,20 @@ def fused_conv_traceable(x, w, b=None, z=None, *, activation="", activation_para
     return _fused._activation(activation, activation_params)(y)
 
 
-def flatten_traceable(x, *, axis=1):
+def flatten_traceable(eager):
     """Flatten with math.prod on the shape (the op's np.prod over a traced shape is a graph break)."""
-    if not torch.compiler.is_compiling():
-        return REGISTRY.lookup("", "Flatten", 13).fn(x, axis=axis)
-    axis = axis + x.ndim if axis < 0 else axis
-    return x.reshape((math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
+
+    def flatten(x, *, axis=1):
+        if not torch.compiler.is_compiling():
+            return eager(x, axis=axis)
+        axis = axis + x.ndim if axis < 0 else axis
+        return x.reshape((math.prod(x.shape[:axis]), math.prod(x.shape[axis:])))
+
+    return flatten
 
 
-# op implementations replaced in the lowered graph by a traceable equivalent (same results when run eagerly)
+# op implementations wrapped in the lowered graph by a traceable equivalent: eagerly they run what the executor
+# runs (the op, or the plan's tactic), traced the equivalent in plain aten ops
 _TRACEABLE = {(_fused.GREENRT, "FusedConv"): fused_conv_traceable, ("", "Flatten"): flatten_traceable}
 
 
@@ -220,7 +233,8 @@ class _Lowering:
                             num_outputs=len(step.outputs), run_graph=None, input_types=list(step.input_specs),
                             output_types=list(step.output_specs))
             kwargs["ctx"] = self._attr("ctx", step.name or step.op_type, ctx)
-        fn = _TRACEABLE.get((step.domain, step.op_type), bound.fn)
+        wrap = _TRACEABLE.get((step.domain, step.op_type))
+        fn = wrap(bound.fn) if wrap is not None else bound.fn
         node = self.graph.create_node("call_function", fn, args, kwargs, name=_ident(step.name or step.op_type))
         node.meta["greenrt_step"] = step.name
         if len(step.outputs) == 1:

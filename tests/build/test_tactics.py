@@ -1,0 +1,226 @@
+"""The tactic stage on CPU: candidates timed and the fastest kept, the engine still right, the timing cache (a warm
+cache times nothing; another target misses), the choice following the opt shape, a wrong candidate rejected, bad
+cache files and unknown tactics refused clearly, --opt-level."""
+
+import json
+import time
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+import greenrt
+from greenrt.build import BuildConfig, build_engine
+from greenrt.build import tactics as tactics_stage
+from greenrt.errors import GreenrtError
+from greenrt.ops import tactics as registry
+from greenrt.plan.engine_file import read_engine
+from greenrt.plan.profiles import parse_profile
+from greenrt.tools.cli import main
+
+R = np.random.default_rng(0)
+
+
+def _init(name, shape, positive=False):
+    a = R.standard_normal(shape).astype(np.float32) * 0.5
+    return numpy_helper.from_array(np.abs(a) + 0.5 if positive else a, name)
+
+
+@pytest.fixture(scope="module")
+def convnet(tmp_path_factory):
+    """conv + bias + ReLU -> conv + bias + residual + ReLU -> depthwise conv + ReLU, dynamic batch."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Add", ["c2", "r1"], ["s2"], name="residual"),
+        helper.make_node("Relu", ["s2"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], pads=[1, 1, 1, 1], group=8, name="dwconv"),
+        helper.make_node("Relu", ["c3"], ["y"], name="relu3"),
+    ]
+    inits = [_init("w1", [8, 3, 3, 3]), _init("b1", [8]), _init("w2", [8, 8, 3, 3]), _init("b2", [8]),
+             _init("w3", [8, 1, 3, 3]), _init("b3", [8])]
+    graph = helper.make_graph(nodes, "convnet", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 12, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 12, 12])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("tactics") / "convnet.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def _config(batch=2, **kw):
+    return BuildConfig(device="cpu", profiles=[parse_profile(f"x:1x3x12x12/{batch}x3x12x12/8x3x12x12")], **kw)
+
+
+def _reference(path, x):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def test_each_layer_with_a_choice_is_timed_and_the_engine_stays_right(convnet, tmp_path):
+    engine = tmp_path / "e.engine"
+    header = build_engine(convnet, engine, _config(), log=lambda m: None)
+    report = header["report"]["tactics"]
+    assert report["opt_level"] == 3 and report["shapes"] == {"x": [2, 3, 12, 12]}
+    assert report["target"]["device_type"] == "cpu" and report["timed"] == len(report["layers"]) == 3
+    for layer in report["layers"]:
+        assert set(layer["timings_ms"]) == {"onednn-fused", "conv-then-epilogue"}
+        assert layer["winner"] == min(layer["timings_ms"], key=layer["timings_ms"].get)
+        assert all(ms > 0 for ms in layer["timings_ms"].values())
+    sess = greenrt.load(engine)
+    steps = {s.name: s.tactic for s in read_engine(engine).plan.steps}
+    assert {steps[layer["layer"]] for layer in report["layers"]} <= {"onednn-fused", "conv-then-epilogue"}
+    x = R.standard_normal((5, 3, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], _reference(convnet, x), rtol=1e-4, atol=1e-5)
+    assert header["report"]["build_s"] > 0
+
+
+@pytest.mark.parametrize("winner", ["onednn-fused", "conv-then-epilogue"])
+def test_every_candidate_runs_right_when_forced(convnet, tmp_path, winner, monkeypatch):
+    """Whichever candidate the timer keeps, the engine computes the model (forced by a timer that favours one)."""
+
+    def timer(run, runs):
+        t0 = time.perf_counter()
+        run()
+        return time.perf_counter() - t0
+
+    real = tactics_stage._time_candidates
+
+    def favour(step, found, args, kwargs, default_fn, _timer, runs, tol):
+        choice = real(step, found, args, kwargs, default_fn, timer, 1, tol)
+        choice.timings_ms = {k: (0.0 if k == winner else 1.0) for k in choice.timings_ms}
+        choice.winner = winner
+        return choice
+
+    monkeypatch.setattr(tactics_stage, "_time_candidates", favour)
+    engine = tmp_path / "e.engine"
+    build_engine(convnet, engine, _config(), log=lambda m: None)
+    sess = greenrt.load(engine)
+    assert {s.tactic for s in read_engine(engine).plan.steps if s.op_type == "FusedConv"} == {winner}
+    x = R.standard_normal((3, 3, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], _reference(convnet, x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_warm_timing_cache_times_nothing(convnet, tmp_path, monkeypatch):
+    cache = tmp_path / "cache.json"
+    first = build_engine(convnet, tmp_path / "a.engine", _config(timing_cache=str(cache)), log=lambda m: None)
+    data = json.loads(cache.read_text())
+    assert data["format"] == "greenrt-timing-cache/1" and len(data["entries"]) == 3
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("a warm cache must not time anything")
+
+    monkeypatch.setattr(tactics_stage, "_time_candidates", no_timing)
+    second = build_engine(convnet, tmp_path / "b.engine", _config(timing_cache=str(cache)), log=lambda m: None)
+    report = second["report"]["tactics"]
+    assert report["timed"] == 0 and report["cached"] == 3 and all(layer["cached"] for layer in report["layers"])
+    assert [l["winner"] for l in report["layers"]] == [l["winner"] for l in first["report"]["tactics"]["layers"]]
+    # same model, same warm cache: the same tactics in the plan
+    assert [s.tactic for s in read_engine(tmp_path / "b.engine").plan.steps] == \
+        [s.tactic for s in read_engine(tmp_path / "a.engine").plan.steps]
+
+
+def test_the_cache_is_per_target(convnet, tmp_path, monkeypatch):
+    cache = tmp_path / "cache.json"
+    build_engine(convnet, tmp_path / "a.engine", _config(timing_cache=str(cache)), log=lambda m: None)
+    other = dict(tactics_stage.target_of(torch.device("cpu")), torch="9.9.9")
+    monkeypatch.setattr(tactics_stage, "target_of", lambda device: other)
+    report = build_engine(convnet, tmp_path / "b.engine", _config(timing_cache=str(cache)),
+                          log=lambda m: None)["report"]["tactics"]
+    assert report["timed"] == 3 and report["cached"] == 0  # other versions: timed again, not reused
+    assert len(json.loads(cache.read_text())["entries"]) == 6
+
+
+def test_the_choice_follows_the_opt_shape(convnet, tmp_path, monkeypatch):
+    """Two variants that are each fastest at one batch size: the opt shape decides which one the engine keeps."""
+
+    def slow_when(big):
+        def fn(*args, **kwargs):
+            if (args[0].shape[0] >= 4) == big:
+                time.sleep(0.004)
+            return registry.TACTICS[("greenrt", "FusedConv")]["conv-then-epilogue"].fn(*args, **kwargs)
+        return fn
+
+    variants = dict(registry.TACTICS[("greenrt", "FusedConv")])
+    fake = {"fast-at-small": registry.Tactic("greenrt", "FusedConv", "fast-at-small", slow_when(True),
+                                             lambda a, k: True),
+            "fast-at-big": registry.Tactic("greenrt", "FusedConv", "fast-at-big", slow_when(False), lambda a, k: True)}
+    fake["conv-then-epilogue"] = variants["conv-then-epilogue"]
+    monkeypatch.setitem(registry.TACTICS, ("greenrt", "FusedConv"), fake)
+    # keep the real one out of the race (it would win both): only the two fakes support these layers
+    fake["conv-then-epilogue"] = registry.Tactic("greenrt", "FusedConv", "conv-then-epilogue",
+                                                 variants["conv-then-epilogue"].fn, lambda a, k: False)
+    winners = {}
+    for batch in (1, 8):
+        report = build_engine(convnet, tmp_path / f"b{batch}.engine", _config(batch=batch, opt_level=1),
+                              log=lambda m: None)["report"]["tactics"]
+        winners[batch] = {layer["winner"] for layer in report["layers"]}
+    assert winners == {1: {"fast-at-small"}, 8: {"fast-at-big"}}
+
+
+def test_a_candidate_that_disagrees_is_rejected_never_kept(convnet, tmp_path, monkeypatch):
+    good = registry.TACTICS[("greenrt", "FusedConv")]["conv-then-epilogue"]
+    wrong = registry.Tactic("greenrt", "FusedConv", "wrong-but-fast", lambda *a, **k: good.fn(*a, **k) * 2,
+                            lambda a, k: True)
+    variants = {"conv-then-epilogue": good, "wrong-but-fast": wrong}
+    monkeypatch.setitem(registry.TACTICS, ("greenrt", "FusedConv"), variants)
+    report = build_engine(convnet, tmp_path / "e.engine", _config(opt_level=1), log=lambda m: None)["report"]["tactics"]
+    for layer in report["layers"]:
+        assert layer["winner"] == "conv-then-epilogue"
+        assert "wrong-but-fast" in layer["rejected"] and "max rel error" in layer["rejected"]["wrong-but-fast"]
+
+
+def test_opt_level_0_times_nothing_and_levels_are_checked(convnet, tmp_path, monkeypatch):
+    monkeypatch.setattr(tactics_stage, "_time_candidates", lambda *a, **k: pytest.fail("timed at level 0"))
+    header = build_engine(convnet, tmp_path / "e.engine", _config(opt_level=0), log=lambda m: None)
+    report = header["report"]["tactics"]
+    assert report["layers"] == [] and "--opt-level 0" in report["reason"]
+    assert "--opt-level 0" in header["config"]["build_command"]
+    with pytest.raises(GreenrtError, match="opt_level 7: expected 0"):
+        build_engine(convnet, tmp_path / "x.engine", _config(opt_level=7), log=lambda m: None)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not readable as JSON"),
+    ('{"format": "other", "entries": {}}', "not a greenrt-timing-cache/1 file"),
+    ('{"format": "greenrt-timing-cache/1", "entries": {"k": {"timings_ms": {}}}}', "lacks a winner"),
+])
+def test_a_bad_timing_cache_is_refused_naming_the_file(convnet, tmp_path, content, message, capsys):
+    cache = tmp_path / "bad.json"
+    cache.write_text(content)
+    with pytest.raises(GreenrtError, match=message) as exc:
+        build_engine(convnet, tmp_path / "e.engine", _config(timing_cache=str(cache)), log=lambda m: None)
+    assert str(cache) in str(exc.value)
+    assert main(["build", str(convnet), "-o", str(tmp_path / "e.engine"), "--device", "cpu",
+                 "--timing-cache", str(cache)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_engine_naming_an_unknown_tactic_is_refused(convnet, tmp_path):
+    from greenrt.runtime.executor import Executor
+
+    build_engine(convnet, tmp_path / "e.engine", _config(), log=lambda m: None)
+    engine = read_engine(tmp_path / "e.engine")
+    step = next(s for s in engine.plan.steps if s.op_type == "FusedConv")
+    step.tactic = "from-the-future"
+    with pytest.raises(GreenrtError, match="tactic 'from-the-future' is not in this greenrt; rebuild"):
+        Executor(engine.plan, engine.weights, "cpu")
+
+
+def test_cli_opt_level_and_inspect_lists_the_candidates(convnet, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")
+    engine = tmp_path / "e.engine"
+    assert main(["build", str(convnet), "-o", str(engine), "--device", "cpu", "--opt-level", "2",
+                 "--shapes", "x:1x3x12x12/2x3x12x12/8x3x12x12"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "model", str(engine)]) == 0
+    out = capsys.readouterr().out
+    assert "tactics (opt level 2" in out and "3 layer(s) timed" in out
+    for text in ("onednn-fused", "conv-then-epilogue", "build time:"):
+        assert text in out, text
+    assert main(["build", str(convnet), "--opt-level", "9"]) == 2
+    assert "--opt-level: invalid choice: 9" in capsys.readouterr().err
