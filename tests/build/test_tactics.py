@@ -224,3 +224,25 @@ def test_cli_opt_level_and_inspect_lists_the_candidates(convnet, tmp_path, capsy
         assert text in out, text
     assert main(["build", str(convnet), "--opt-level", "9"]) == 2
     assert "--opt-level: invalid choice: 9" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_tactics_are_timed_and_the_engine_matches_onnxruntime(convnet, tmp_path, precision):
+    """On a GPU: the ReLU convs choose between cuDNN's fused call and conv-then-epilogue, the engine (CUDA graphs,
+    NHWC) matches onnxruntime, and a warm cache on the same GPU times nothing."""
+    cache = tmp_path / "cache.json"
+    config = BuildConfig(device="cuda", precision=precision, timing_cache=str(cache),
+                         profiles=[parse_profile("x:1x3x12x12/4x3x12x12/8x3x12x12")])
+    report = build_engine(convnet, tmp_path / "e.engine", config, log=lambda m: None)["report"]["tactics"]
+    assert report["target"]["device_type"] == "cuda" and report["target"]["capability"]
+    assert report["timed"] == 3
+    for layer in report["layers"]:
+        assert set(layer["timings_ms"]) == {"cudnn-fused", "conv-then-epilogue"}, layer
+    x = R.standard_normal((4, 3, 12, 12)).astype(np.float32)
+    got = greenrt.load(tmp_path / "e.engine").run(None, {"x": x})[0]
+    ref = _reference(convnet, x)
+    tol = 1e-4 if precision == "fp32" else 1e-2
+    assert np.abs(got - ref).max() / np.abs(ref).max() < tol
+    again = build_engine(convnet, tmp_path / "f.engine", config, log=lambda m: None)["report"]["tactics"]
+    assert again["timed"] == 0 and again["cached"] == 3
