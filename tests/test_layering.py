@@ -1,7 +1,7 @@
 """The pipeline's import rule, enforced: a stage imports only the stages below it, nothing imports build/ but
 tools/ and the public API, no two packages import each other, and nothing imports in a cycle.
 
-    errors, version < onnx < ops < passes < precision < plan < runtime < build < zoo < tools
+    errors, version, host < onnx < ops < passes < precision < plan < runtime < build < zoo < tools
 
 (the package root, greenrt/__init__.py, is the public API and may import any stage.) The check reads every
 module's imports with ast, including the ones inside functions: a lazy import is still a dependency.
@@ -13,9 +13,9 @@ from pathlib import Path
 import greenrt
 
 PACKAGE = Path(greenrt.__file__).parent
-ORDER = ["errors", "version", "onnx", "ops", "passes", "precision", "plan", "runtime", "build", "zoo", "tools"]
+ORDER = ["errors", "version", "host", "onnx", "ops", "passes", "precision", "plan", "runtime", "build", "zoo", "tools"]
 # modules at the package root that are stages of their own (one file)
-ROOT_MODULES = {"errors", "version"}
+ROOT_MODULES = {"errors", "version", "host"}
 
 
 def _stage(module: str) -> str | None:

@@ -32,6 +32,8 @@ import torch
 
 from ..errors import GreenrtError
 from ..ops.tactics import Tactic, candidates
+from ..host import cpu_name
+from ..plan.engine_file import current_device_info, current_versions
 
 CACHE_FORMAT = "greenrt-timing-cache/1"
 RUNS = {1: 3, 2: 5, 3: 10, 4: 20, 5: 50}  # timed runs per candidate at each --opt-level
@@ -41,33 +43,18 @@ TOLERANCE = {"fp32": 1e-4, "tf32": 1e-3, "fp16": 1e-2, "bf16": 8e-2}  # candidat
 
 # -- the target and the layer signature -----------------------------------------------------------------------
 def target_of(device: torch.device) -> dict[str, Any]:
-    """What a timing is valid for: the device and the libraries that pick and run its kernels."""
-    target: dict[str, Any] = {"device_type": device.type, "torch": torch.__version__.split("+")[0]}
+    """What a timing is valid for: the device (as the engine file records it) and the libraries that pick and run
+    its kernels."""
+    info = current_device_info(device) or {}
+    versions = current_versions()
+    target: dict[str, Any] = {"device_type": device.type, "torch": str(versions["torch"]).split("+")[0]}
     if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        target |= {"device": props.name, "capability": f"{props.major}.{props.minor}",
-                   "cudnn": str(torch.backends.cudnn.version())}
-        try:
-            import triton
-
-            target["triton"] = triton.__version__
-        except ImportError:
-            target["triton"] = None
+        capability = info.get("capability") or []
+        target |= {"device": info.get("name"), "capability": ".".join(map(str, capability)),
+                   "cudnn": str(torch.backends.cudnn.version()), "triton": versions.get("triton")}
     else:
-        target |= {"device": _cpu_name(), "threads": torch.get_num_threads()}
+        target |= {"device": cpu_name(), "threads": torch.get_num_threads()}
     return target
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def _describe(value: Any) -> Any:

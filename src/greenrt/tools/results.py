@@ -322,17 +322,6 @@ def _cudnn_version(raw: int | None) -> str | None:
     return f"{raw // 1000}.{raw % 1000 // 100}.{raw % 100}"  # cuDNN 8: Mmpp
 
 
-def cpu_name() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 def nvml_driver() -> str | None:
     """The NVIDIA driver version from NVML; None without a GPU, NVML or nvidia-ml-py."""
     try:
@@ -355,6 +344,7 @@ def command_line(argv: list[str] | None = None) -> str:
 def collect_metadata(command: str, device: str | None = "cpu", notes: str = "", **extra) -> dict:
     """Metadata of a run in this process: device name, driver, versions of what is loaded or installed, date,
     the command, host (CPU, threads). Anything absent (no torch, no GPU, no NVML) is left out or null."""
+    from ..host import cpu_name
     from ..version import __version__
 
     versions = {"greenrt": __version__, "python": platform.python_version()}
