@@ -246,3 +246,10 @@ def test_cuda_tactics_are_timed_and_the_engine_matches_onnxruntime(convnet, tmp_
     assert np.abs(got - ref).max() / np.abs(ref).max() < tol
     again = build_engine(convnet, tmp_path / "f.engine", config, log=lambda m: None)["report"]["tactics"]
     assert again["timed"] == 0 and again["cached"] == 3
+
+
+def test_the_tactic_timer_reports_progress_per_layer(convnet, tmp_path):
+    seen = []
+    build_engine(convnet, tmp_path / "e.engine", _config(opt_level=1), log=lambda m: None,
+                 progress=lambda what, done, total: seen.append((what, done, total)))
+    assert seen == [("timing tactics", i, 3) for i in (1, 2, 3)]

@@ -66,11 +66,12 @@ def engine_runner(plan, weights, device, config: BuildConfig) -> Runner:
 
 
 def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig, log=print,
-                 samples: list[dict[str, Any]] | None = None) -> dict:
+                 samples: list[dict[str, Any]] | None = None, progress=None) -> dict:
     """Build ``model_path`` into the engine file ``output``; returns the engine header (with the build report).
 
     ``samples``: feeds (input name -> numpy array) for the precision stage and the checks; default: the
     ``config.inputs`` .npz files, else random inputs at shapes known to suit the model (if any).
+    ``progress(what, done, total)``: called as long stages advance (the tactic timer, per layer).
     """
     config.validate()
     t_build = time.perf_counter()
@@ -148,7 +149,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
 
     plan, weights = compile_model(model)
     runner = engine_runner(plan, weights, device, config)
-    tactics = _choose_tactics(runner, ref_runner, config, checks, log)
+    tactics = _choose_tactics(runner, ref_runner, config, checks, log, progress)
     report["tactics"] = tactics.to_json()
     if tactics.layers:
         runner = engine_runner(plan, weights, device, config)  # bind the chosen tactics
@@ -184,7 +185,8 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     return header
 
 
-def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, checks: list[CheckInputs], log):
+def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, checks: list[CheckInputs], log,
+                    progress=None):
     """The tactic stage (build/tactics.py) at the first profile's opt shape, else at the first check's inputs."""
     from ..plan.profiles import opt_shapes
     from .tactics import TimingCache, choose_tactics
@@ -196,8 +198,10 @@ def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, che
             feeds = device_random_feeds(ref_runner, opt_shapes(config.profiles[0]), config.seed)
         elif checks:
             feeds = checks[0].feeds
+    layer_progress = (lambda done, total: progress("timing tactics", done, total)) if progress else None
     try:
-        report = choose_tactics(runner, feeds, config.opt_level, cache, config.precision or "fp32")
+        report = choose_tactics(runner, feeds, config.opt_level, cache, config.precision or "fp32",
+                                progress=layer_progress)
     except GreenrtError as exc:  # the model does not run at these inputs: the checks below will say so too
         for bound in runner.executor.steps:
             bound.step.tactic = ""

@@ -137,8 +137,9 @@ def cmd_build(args) -> int:
         timing_cache=args.timing_cache,
     )
     output = args.output or str(Path(args.model).with_suffix(".engine"))
-    with console.status("building"):
-        build_engine(args.model, output, config, log=lambda msg: console.print(escape(msg), highlight=False))
+    with console.status("building") as status:
+        build_engine(args.model, output, config, log=lambda msg: console.print(escape(msg), highlight=False),
+                     progress=lambda what, done, total: status.update(f"building: {what}, layer {done} of {total}"))
     return EXIT_OK
 
 
