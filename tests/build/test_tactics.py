@@ -253,3 +253,19 @@ def test_the_tactic_timer_reports_progress_per_layer(convnet, tmp_path):
     build_engine(convnet, tmp_path / "e.engine", _config(opt_level=1), log=lambda m: None,
                  progress=lambda what, done, total: seen.append((what, done, total)))
     assert seen == [("timing tactics", i, 3) for i in (1, 2, 3)]
+
+
+def test_inspect_json_holds_every_candidate_and_the_layers(convnet, tmp_path, capsys):
+    engine, out = tmp_path / "e.engine", tmp_path / "e.json"
+    build_engine(convnet, engine, _config(), log=lambda m: None)
+    assert main(["inspect", "model", str(engine), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    tactics = doc["report"]["tactics"]
+    assert tactics["timed"] == 3 and "plan" not in doc
+    layers = {layer["name"]: layer for layer in doc["layers"]}
+    for choice in tactics["layers"]:
+        assert layers[choice["layer"]]["tactic"] == choice["winner"]
+        assert choice["winner"] in layers[choice["layer"]]["implementation"]
+        assert len(choice["timings_ms"]) == 2
+    assert main(["inspect", "model", str(convnet), "--json", str(out)]) == 2
+    assert "--json describes an engine" in capsys.readouterr().err

@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = isub.add_parser("model", help="inputs, outputs, opsets and op counts of a model (or an engine)",
                         epilog=arg.example("greenrt inspect model model.engine",
                                            "greenrt inspect model model.engine --export optimized.onnx",
+                                           "greenrt inspect model model.engine --json model.json",
                                            "greenrt inspect model model.engine --profile --device cuda --plot "
                                            "layers.png"),
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -188,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the optimized graph as an ONNX file (greenrt fused ops defined by model-local ONNX "
                         "functions, so Netron and onnxruntime open it); an ONNX MODEL is built with greenrt build's "
                         "defaults for cpu first")
+    m.add_argument("--json", metavar="OUT.json",
+                   help="an engine's description as JSON: versions, device, config, profiles, the build report "
+                        "(passes, precision, tactics with every candidate's time, memory, accuracy) and every layer")
     m.add_argument("--profile", action="store_true",
                    help="time each layer (median of --runs runs) and list the slowest with their share of the total")
     arg.add_device(m, meaning="where --profile runs (default cpu)")

@@ -154,11 +154,35 @@ def cmd_inspect(args) -> int:
     if args.what == "ops":
         return _inspect_ops(args.opset)
     code = _inspect_model(args.model)
+    if getattr(args, "json", None):
+        _inspect_json(args.model, args.json)
     if getattr(args, "export", None):
         _inspect_export(args.model, args.export)
     if getattr(args, "profile", False) or getattr(args, "plot", None):
         _inspect_profile(args)
     return code
+
+
+def _inspect_json(path: str, out: str) -> None:
+    """The engine's header (minus the raw plan) and its layers as one JSON document, for scripts."""
+    from ..plan.engine_file import inspect_engine_header
+    from ..plan.plan import Plan
+    from .profile_layers import implementation, step_precision
+
+    if Path(path).suffix == ".onnx":
+        raise GreenrtError(f"--json describes an engine; {path} is an ONNX file: build it first (greenrt build "
+                           f"{path}) and inspect the engine")
+    header = inspect_engine_header(path)
+    plan = Plan.from_json(header["plan"])
+    channels_last = bool(header.get("config", {}).get("channels_last"))
+    doc = {k: v for k, v in header.items() if k != "plan"}
+    doc["path"] = str(path)
+    doc["layers"] = [{"index": i, "name": step.name, "op": (step.domain + "." if step.domain else "") + step.op_type,
+                      "fused_ops": _fused_ops(step), "precision": step_precision(step),
+                      "layout": _layout(step, channels_last), "implementation": implementation(step),
+                      "tactic": step.tactic} for i, step in enumerate(plan.steps)]
+    Path(out).write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    console.print(f"wrote {escape(out)}", highlight=False)
 
 
 def _inspect_ops(opset: int | None) -> int:
