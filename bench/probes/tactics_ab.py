@@ -50,14 +50,14 @@ def main() -> int:
                 tactics = header["report"]["tactics"]
                 winners = Counter(layer["winner"] for layer in tactics["layers"])
                 acc = max(v for a in header["report"]["accuracy_vs_fp32_unoptimized"] for v in a["max_rel_err"].values())
-                print(f"{name} opt{level}: build {header['report']['build_s']:.1f} s, tactics {tactics['seconds']:.1f} s, "
+                print(f"{name} opt{level}: build {header['build']['seconds']:.1f} s, tactics {header['build']['tactic_seconds']:.1f} s, "
                       f"winners {dict(winners)}, max rel err vs fp32 {acc:.2e}", flush=True)
                 recs, _ = run_bench(BenchConfig(model=str(engine), device=args.device, batches=[1, int(batch)],
                                                 duration_s=args.duration, vs=[]))
                 for rec in recs:
                     rec["model"], rec["runner"] = name, f"greenrt engine fp16 opt{level}"
                     rec["max_rel_err_vs_fp32_unoptimized"] = acc
-                    rec["build_s"] = header["report"]["build_s"]
+                    rec["build_s"] = header["build"]["seconds"]
                     rec["tactic_winners"] = dict(winners)
                     print(f"  batch {rec['batch']}: {rec['items_per_s']:.0f} items/s, p50 {rec['latency_ms_p50']:.3f} ms, "
                           f"{(rec['joules_per_item'] or 0) * 1e3:.1f} mJ", flush=True)

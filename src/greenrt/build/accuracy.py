@@ -24,6 +24,16 @@ class OutputReport:
     note: str = ""
 
 
+# The relative tolerance by the precision an engine computes in: about what that precision's rounding leaves on a
+# whole network's outputs against fp32 (fp16's 1e-2 is the corpus' rule; bf16 keeps 3 fewer mantissa bits than
+# fp16, so 8x that). `compare`'s default, and what a tactic candidate may differ from its op's default.
+DEFAULT_RTOL = {"fp32": 1e-4, "tf32": 1e-3, "fp16": 1e-2, "bf16": 8e-2}
+
+
+def default_rtol(precision: str | None) -> float:
+    return DEFAULT_RTOL.get(precision or "fp32", DEFAULT_RTOL["fp32"])
+
+
 def _as_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch tensor
         from ..onnx.dtypes import torch_to_numpy

@@ -72,6 +72,8 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     ``samples``: feeds (input name -> numpy array) for the precision stage and the checks; default: the
     ``config.inputs`` .npz files, else random inputs at shapes known to suit the model (if any).
     ``progress(what, done, total)``: called as long stages advance (the tactic timer, per layer).
+    The returned header also holds ``build``: this build's wall-clock seconds (in all, and timing tactics). They are
+    not written into the engine file, so that the same model, config and warm timing cache give the same bytes.
     """
     config.validate()
     t_build = time.perf_counter()
@@ -175,13 +177,14 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
 
     report["memory"] = _memory_report(runner, ref_runner, config, specs, samples, log, skipped)
 
-    report["build_s"] = round(time.perf_counter() - t_build, 3)
     cfg = replace(config, channels_last=runner.channels_last).to_json()  # the layout chosen, for the session
     cfg["model"] = str(model_path)
     cfg["build_command"] = command
     header = write_engine(output, plan, weights, device=device.type, config=cfg,
                           profiles=[p.to_json() for p in config.profiles], report=report)
-    log(f"wrote {output} ({Path(output).stat().st_size / 2**20:.1f} MiB)")
+    seconds = time.perf_counter() - t_build
+    log(f"wrote {output} ({Path(output).stat().st_size / 2**20:.1f} MiB) in {seconds:.1f} s")
+    header["build"] = {"seconds": round(seconds, 3), "tactic_seconds": round(tactics.seconds, 3)}
     return header
 
 
@@ -189,7 +192,7 @@ def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, che
                     progress=None):
     """The tactic stage (build/tactics.py) at the first profile's opt shape, else at the first check's inputs."""
     from ..plan.profiles import opt_shapes
-    from .tactics import TimingCache, choose_tactics
+    from .tactics import TacticReport, TimingCache, choose_tactics, target_of
 
     cache = TimingCache.load(config.timing_cache)
     feeds = None
@@ -204,9 +207,10 @@ def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, che
                                 progress=layer_progress)
     except GreenrtError as exc:  # the model does not run at these inputs: the checks below will say so too
         for bound in runner.executor.steps:
-            bound.step.tactic = ""
-        report = choose_tactics(runner, None, config.opt_level, cache, config.precision or "fp32")
-        report.reason = f"nothing timed: the engine failed at {list(feeds)} shapes: {exc}"
+            bound.step.tactic = ""  # keep no choice from the part that ran
+        shapes = {k: list(v.shape) for k, v in feeds.items()}
+        report = TacticReport(config.opt_level, target_of(runner.device),
+                              reason=f"nothing timed: the engine failed at {shapes}: {exc}")
     if report.layers:
         log(f"tactics at {report.shapes}: {report.timed} layer(s) timed, {report.cached} from the timing cache, "
             f"{report.seconds:.1f} s")

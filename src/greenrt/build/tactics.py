@@ -21,6 +21,7 @@ and Triton versions). A layer found in it is not timed again; caches merge; the 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import statistics
 import time
@@ -31,14 +32,14 @@ from typing import Any, Callable
 import torch
 
 from ..errors import GreenrtError
-from ..ops.tactics import Tactic, candidates
+from ..ops.tactics import TACTICS, Tactic, candidates
 from ..host import cpu_name
 from ..plan.engine_file import current_device_info, current_versions
+from .accuracy import default_rtol, max_rel_error, worst_error
 
 CACHE_FORMAT = "greenrt-timing-cache/1"
 RUNS = {1: 3, 2: 5, 3: 10, 4: 20, 5: 50}  # timed runs per candidate at each --opt-level
 WARMUP = 2
-TOLERANCE = {"fp32": 1e-4, "tf32": 1e-3, "fp16": 1e-2, "bf16": 8e-2}  # candidate vs default, max rel error
 
 
 # -- the target and the layer signature -----------------------------------------------------------------------
@@ -158,19 +159,13 @@ def _clone_args(args: list) -> list:
 
 
 def _max_rel_error(got: Any, want: Any) -> float:
+    """The worst max relative error over an op's tensor outputs (one value or a tuple)."""
     got = got if isinstance(got, tuple) else (got,)
     want = want if isinstance(want, tuple) else (want,)
-    worst = 0.0
-    for g, w in zip(got, want):
-        if not (isinstance(g, torch.Tensor) and isinstance(w, torch.Tensor)):
-            continue
-        if g.shape != w.shape:
-            return float("inf")
-        g, w = g.double(), w.double()
-        scale = w.abs().max().item()
-        err = (g - w).abs().max().item()
-        worst = max(worst, err / scale if scale > 0 else err)
-    return worst
+    if len(got) != len(want):
+        return float("inf")
+    return worst_error([max_rel_error(g, w) for g, w in zip(got, want)
+                        if isinstance(g, torch.Tensor) or isinstance(w, torch.Tensor)])
 
 
 @dataclass
@@ -197,13 +192,13 @@ class TacticReport:
     layers: list[LayerChoice] = field(default_factory=list)
     timed: int = 0  # layers timed on this build
     cached: int = 0  # layers whose choice came from the timing cache
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of this build's timing (returned and logged, not written into the engine)
     shapes: dict[str, list[int]] = field(default_factory=dict)
     reason: str = ""  # why nothing was timed, where nothing was
 
     def to_json(self) -> dict:
         return {"opt_level": self.opt_level, "target": self.target, "timed": self.timed, "cached": self.cached,
-                "seconds": round(self.seconds, 3), "shapes": self.shapes, "reason": self.reason,
+                "shapes": self.shapes, "reason": self.reason,
                 "layers": [c.to_json() for c in self.layers]}
 
 
@@ -224,15 +219,16 @@ def choose_tactics(runner, feeds: dict[str, torch.Tensor] | None, opt_level: int
     report.shapes = {k: list(v.shape) for k, v in feeds.items()}
     timer = timer or _timer(device)
     runs = RUNS[opt_level]
-    tol = TOLERANCE.get(precision, 1e-4)
+    tol = default_rtol(precision)
     t_start = time.perf_counter()
-    total = sum(1 for b in runner.executor.steps if (b.step.domain, b.step.op_type) in _ops_with_tactics())
+    with_tactics = _ops_with_tactics()
+    total = sum(1 for b in runner.executor.steps if (b.step.domain, b.step.op_type) in with_tactics)
     seen = 0
 
     def before(bound, args, kwargs):
         nonlocal seen
         step = bound.step
-        if (step.domain, step.op_type) not in _ops_with_tactics():
+        if (step.domain, step.op_type) not in with_tactics:
             return
         seen += 1
         if progress is not None:
@@ -277,9 +273,8 @@ def _time_candidates(step, found: list[Tactic], args, kwargs, default_fn, timer,
         if not err <= tol:
             rejected[t.name] = f"max rel error {err:.2e} vs the op's default exceeds {tol:g}"
             continue
-        copies = [_clone_args(args) for _ in range(2)]  # in-place candidates write into a copy, alternating
-        counter = iter(range(1 << 62))
-        timings[t.name] = timer(lambda: t.fn(*copies[next(counter) % 2], **kwargs), runs)
+        copies = itertools.cycle([_clone_args(args) for _ in range(2)])  # in-place writes land in a copy
+        timings[t.name] = timer(lambda: t.fn(*next(copies), **kwargs), runs)
     if not timings:
         raise GreenrtError(f"{step.label}: every implementation candidate failed its check ({rejected}); please "
                            "report it")
@@ -288,7 +283,6 @@ def _time_candidates(step, found: list[Tactic], args, kwargs, default_fn, timer,
 
 
 def _ops_with_tactics() -> set[tuple[str, str]]:
-    from ..ops.tactics import TACTICS
     from ..ops import load_all
 
     load_all()

@@ -79,26 +79,14 @@ def _split(attrs: dict) -> tuple[str, list, dict]:
 
 
 def _cudnn_fusable(args, attrs) -> bool:
-    x = args[0]
     activation, _, conv = _split(attrs)
-    if not (_CUDNN_FUSED["ok"] and x.is_cuda and x.dim() == 4 and activation == "Relu"):
-        return False
-    pads = list(conv["pads"] or [0, 0, 0, 0]) if conv["auto_pad"] == "NOTSET" else [0, 0, 0, 0]
-    return conv["auto_pad"] in ("NOTSET", "VALID") and pads[:2] == pads[2:] and x.dtype in (
-        torch.float16, torch.bfloat16, torch.float32)
+    return _cudnn_applies(args[0], activation, conv) is not None
 
 
 def _onednn_fusable(args, attrs) -> bool:
-    x, w = args[0], args[1]
     activation, params, conv = _split(attrs)
     z = args[3] if len(args) > 3 else None
-    if not (_ONEDNN["ok"] and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4):
-        return False
-    pads = list(conv["pads"] or [0, 0, 0, 0]) if conv["auto_pad"] == "NOTSET" else [0, 0, 0, 0]
-    unary = _onednn_unary(activation, params)
-    if w.dtype != torch.float32 or conv["auto_pad"] not in ("NOTSET", "VALID") or pads[:2] != pads[2:] or not unary:
-        return False
-    return z is None or (unary[0] in ("none", "relu") and z.shape[:2] == (x.shape[0], w.shape[0]))
+    return _onednn_applies(args[0], args[1], z, activation, params, conv) is not None
 
 
 @tactic(GREENRT, "FusedConv", "cudnn-fused", _cudnn_fusable,
@@ -136,14 +124,28 @@ def _add_bias(y, b):
 _CUDNN_FUSED = {"ok": True}
 
 
-def _cudnn_conv_relu(x, w, b, z, activation, attrs):
-    """relu(conv(x, w) + b [+ z]) as one cuDNN call (conv-bias-add-activation epilogue) on CUDA, else None."""
-    if not (_CUDNN_FUSED["ok"] and x.is_cuda and activation == "Relu" and x.dim() == 4):
-        return None
-    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32) or attrs["auto_pad"] not in ("NOTSET", "VALID"):
+def _symmetric_pads(attrs) -> list[int] | None:
+    """The conv's [top, left, bottom, right] pads when the fused library calls can take them (explicit or VALID,
+    symmetric), else None."""
+    if attrs["auto_pad"] not in ("NOTSET", "VALID"):
         return None
     pads = list(attrs["pads"] or [0, 0, 0, 0]) if attrs["auto_pad"] == "NOTSET" else [0, 0, 0, 0]
-    if pads[:2] != pads[2:]:
+    return pads if pads[:2] == pads[2:] else None
+
+
+def _cudnn_applies(x, activation, attrs) -> list[int] | None:
+    """The pads for cuDNN's fused conv + bias [+ add] + ReLU call, None where it cannot run these arguments."""
+    if not (_CUDNN_FUSED["ok"] and x.is_cuda and activation == "Relu" and x.dim() == 4):
+        return None
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return None
+    return _symmetric_pads(attrs)
+
+
+def _cudnn_conv_relu(x, w, b, z, activation, attrs):
+    """relu(conv(x, w) + b [+ z]) as one cuDNN call (conv-bias-add-activation epilogue) on CUDA, else None."""
+    pads = _cudnn_applies(x, activation, attrs)
+    if pads is None:
         return None
     stride = list(attrs["strides"] or [1, 1])
     dilation = list(attrs["dilations"] or [1, 1])
@@ -175,23 +177,30 @@ def _onednn_unary(activation: str, params: list[float]) -> tuple[str, list, str]
     return found
 
 
+def _onednn_applies(x, w, z, activation, params, attrs) -> tuple[list[int], tuple] | None:
+    """(pads, post-op) for oneDNN's fused conv on the CPU, None where it cannot run these arguments."""
+    if not (_ONEDNN["ok"] and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4):
+        return None
+    pads = _symmetric_pads(attrs)
+    unary = _onednn_unary(activation, params)
+    if w.dtype != torch.float32 or pads is None or unary is None:
+        return None
+    if z is not None and (unary[0] not in ("none", "relu") or z.shape != (x.shape[0], w.shape[0], *z.shape[2:])):
+        return None
+    return pads, unary
+
+
 def _onednn_conv(x, w, b, z, activation, params, attrs):
     """act(conv(x, w) + b [+ z]) as one oneDNN call with post-ops on CPU (what Inductor's CPU backend calls):
     no separate bias, residual and activation passes over the output. float32 2-D convolutions; else None."""
-    if not (_ONEDNN["ok"] and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4):
+    applies = _onednn_applies(x, w, z, activation, params, attrs)
+    if applies is None:
         return None
-    if w.dtype != torch.float32 or attrs["auto_pad"] not in ("NOTSET", "VALID"):
-        return None
-    pads = list(attrs["pads"] or [0, 0, 0, 0]) if attrs["auto_pad"] == "NOTSET" else [0, 0, 0, 0]
-    unary = _onednn_unary(activation, params)
-    if pads[:2] != pads[2:] or unary is None:
-        return None
+    pads, unary = applies
     stride, dilation = list(attrs["strides"] or [1, 1]), list(attrs["dilations"] or [1, 1])
     try:
         if z is None:
             return torch.ops.mkldnn._convolution_pointwise(x, w, b, pads[:2], stride, dilation, attrs["group"], *unary)
-        if unary[0] not in ("none", "relu") or z.shape != (x.shape[0], w.shape[0], *z.shape[2:]):
-            return None
         return torch.ops.mkldnn._convolution_pointwise.binary(
             x, z, w, b, pads[:2], stride, dilation, attrs["group"], "add", None,
             None if unary[0] == "none" else unary[0], [], "")

@@ -366,8 +366,6 @@ def _inspect_engine(path: str) -> int:
     weights = sum(1 for v in plan.constants.values() if not isinstance(v, dict))
     console.print(f"weights: {weights} tensors", highlight=False)
     _print_tactics(report.get("tactics"))
-    if "build_s" in report:
-        console.print(f"build time: {report['build_s']:.1f} s", highlight=False)
 
     console.print(_layers_table(plan, bool(cfg.get("channels_last"))))
     counts = Counter((s.domain + "." if s.domain else "") + s.op_type for s in plan.all_steps())
@@ -382,7 +380,7 @@ def _print_tactics(tactics: dict | None) -> None:
         return
     layers = tactics.get("layers", [])
     head = (f"tactics (opt level {tactics.get('opt_level')}, at {tactics.get('shapes') or '-'}): {tactics.get('timed', 0)} "
-            f"layer(s) timed, {tactics.get('cached', 0)} from the timing cache, {tactics.get('seconds', 0):.1f} s")
+            f"layer(s) timed, {tactics.get('cached', 0)} from the timing cache")
     if not layers:
         console.print(escape(head + (f"; {tactics['reason']}" if tactics.get("reason") else "")), highlight=False)
         return

@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..build.accuracy import OutputReport, compare_arrays
+from ..build.accuracy import DEFAULT_RTOL, OutputReport, compare_arrays, default_rtol  # noqa: F401  (re-exported)
 from ..errors import GreenrtError
 
 MATCH, WITHIN_SPREAD, MISMATCH = "match", "within reference spread", "MISMATCH"
@@ -74,16 +74,6 @@ def _ort_run(source: str | bytes, feeds: Mapping[str, np.ndarray], level: str | 
     sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(None, {k: np.asarray(v) for k, v in feeds.items()})))
-
-
-# The relative tolerance `compare` uses when none is given, by the precision the engine computes in: about what that
-# precision's rounding leaves on a whole network's outputs against fp32 (fp16's 1e-2 is the corpus' rule; bf16 keeps
-# 3 fewer mantissa bits than fp16, so 8x that).
-DEFAULT_RTOL = {"fp32": 1e-4, "tf32": 1e-3, "fp16": 1e-2, "bf16": 8e-2}
-
-
-def default_rtol(precision: str | None) -> float:
-    return DEFAULT_RTOL.get(precision or "fp32", DEFAULT_RTOL["fp32"])
 
 
 def run_onnxruntime(model_path: str, feeds: Mapping[str, np.ndarray],
