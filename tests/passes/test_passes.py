@@ -20,6 +20,7 @@ from greenrt.passes.fuse_gelu import FuseGelu
 from greenrt.passes.fuse_hardswish import FuseHardActivations
 from greenrt.passes.fuse_layernorm import FuseLayerNorm
 from greenrt.passes.fuse_matmul import FuseMatMulBiasActivation
+from greenrt.passes.gather_to_slice import GatherToSlice
 from greenrt.passes.remove_noops import RemoveNoops
 from greenrt.runtime.executor import Executor
 
@@ -219,6 +220,65 @@ def test_fuse_matmul_bias_gelu_and_gemm():
                      {"x": R.standard_normal((4, 8)).astype(np.float32)},
                      {"FusedMatMul": 2, "Erf": 0, "Gemm": 0, "MatMul": 0, "Gelu": 0})
     assert [r.count for r in reports] == [1, 2]
+
+
+def test_fuse_matmul_stores_the_weight_as_torch_linear_does_unless_shared():
+    """A weight read by this MatMul only is stored (N, K) with trans_w=1 (F.linear: cuBLASLt's bias epilogue); a
+    weight another node also reads keeps its (K, N) form, no second copy. 3-D activations as transformers have."""
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["m"], name="fc1"),
+        helper.make_node("Add", ["m", "b"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("MatMul", ["r", "W2"], ["m2"], name="fc2"),
+        helper.make_node("Add", ["m2", "b2"], ["y"]),
+        helper.make_node("MatMul", ["x", "W2"], ["z"], name="tied"),
+    ]
+    inits = [_init("W", [16, 16]), _init("b", [16]), _init("W2", [16, 16]), _init("b2", [16])]
+    model = _model(nodes, [_vi("x", [2, 5, 16])], [_vi("y", [2, 5, 16]), _vi("z", [2, 5, 16])], inits)
+    feeds = {"x": R.standard_normal((2, 5, 16)).astype(np.float32)}
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    ir_model = load_model(model)
+    optimize(ir_model, [FuseMatMulBiasActivation(), EliminateDeadCode()])
+    fused = {n.name: n for n in ir_model.graph if n.op_type == "FusedMatMul"}
+    assert fused["fc1"].attributes["trans_w"].value == 1 and fused["fc2"].attributes["trans_w"].value == 0
+    w1 = fused["fc1"].inputs[1].const_value.numpy()
+    np.testing.assert_array_equal(w1, numpy_helper.to_array(inits[0]).T)
+    assert fused["fc2"].inputs[1].name == "W2"
+    outs = Executor.from_model(ir_model).run({k: torch.from_numpy(v) for k, v in feeds.items()})
+    for o, r in zip(outs, ref):
+        np.testing.assert_allclose(o.numpy(), r, rtol=1e-5, atol=1e-5 * np.abs(r).max())
+
+
+@pytest.mark.parametrize("index,axis", [(0, 0), (2, 0), (-1, 0), (1, 2), (-2, -1)])
+def test_gather_of_a_constant_scalar_becomes_a_view(index, axis):
+    """q, k, v = proj[0], proj[1], proj[2] as torch's MultiheadAttention exports them: Slice + Squeeze (views), no
+    Gather left; negative indices and axes included."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Gather", ["r", "i"], ["g"], axis=axis),
+             helper.make_node("Mul", ["g", "g"], ["y"])]
+    i = numpy_helper.from_array(np.array(index, np.int64), "i")
+    shape = [3, 2, 4, 5]
+    out_shape = shape[:axis % 4] + shape[axis % 4 + 1:]
+    model = _model(nodes, [_vi("x", shape)], [_vi("y", out_shape)], [i])
+    reports = _check(model, [GatherToSlice()], {"x": R.standard_normal(shape).astype(np.float32)},
+                     {"Gather": 0, "Slice": 1, "Squeeze": 1}, rtol=0)
+    assert reports[0].count == 1
+
+
+def test_gather_to_slice_leaves_index_vectors_shape_values_and_old_opsets():
+    nodes = [helper.make_node("Gather", ["x", "iv"], ["a"], axis=0),  # a vector of indices: a real gather
+             helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i"], ["n"]),  # shape math: simplify_reshape reads it
+             helper.make_node("Cast", ["n"], ["nf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["a", "nf"], ["y"])]
+    inits = [numpy_helper.from_array(np.array([2, 0], np.int64), "iv"),
+             numpy_helper.from_array(np.array(1, np.int64), "i")]
+    model = _model(nodes, [_vi("x", [3, 4])], [_vi("y", [2, 4])], inits)
+    reports = _check(model, [GatherToSlice()], {"x": R.standard_normal((3, 4)).astype(np.float32)}, {"Gather": 2})
+    assert reports[0].count == 0
+    nodes = [helper.make_node("Gather", ["x", "i"], ["y"], axis=0)]
+    old = _model(nodes, [_vi("x", [3, 4])], [_vi("y", [4])], [inits[1]], opset=11)
+    assert _check(old, [GatherToSlice()], {"x": R.standard_normal((3, 4)).astype(np.float32)}, {"Gather": 1})[0].count == 0
 
 
 @pytest.mark.parametrize("opset", [17, 18])

@@ -418,8 +418,24 @@ def test_fused_attention_and_matmul(precision, rng):
     assert "ScaledDotProductAttention" in ops and "FusedMatMul" in ops
     assert set(report.counts) == {precision}
     sdpa = ops["ScaledDotProductAttention"]
-    assert all(v.dtype == LOW[precision] for v in sdpa.inputs if v is not None)
-    assert sum(n.op_type == "Cast" for n in model.graph) == 5  # q, k, v, mask in; y out
+    assert [v.dtype for v in sdpa.inputs] == [LOW[precision]] * 3 + [ir.DataType.FLOAT]  # the op converts the mask
+    assert sum(n.op_type == "Cast" for n in model.graph) == 4  # q, k, v in; y out
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_attention_mask_of_float32_min_keeps_attention_reduced(precision, rng):
+    """BERT's export masks padding keys with finfo(float32).min, out of fp16's range: the mask stays fp32 and the
+    fused attention clamps it to q's range itself, so the attention still runs in fp16 and matches fp32 (masked
+    keys get no weight; nothing becomes -inf or NaN)."""
+    feeds = {n: rng.standard_normal((2, 4, 6, 16)).astype(np.float32) for n in "qkv"}
+    mask = np.zeros((2, 1, 1, 6), np.float32)
+    mask[0, ..., 3:] = np.finfo(np.float32).min
+    feeds["mask"] = mask
+    model, report, got, want = convert_and_compare(attention_block(), feeds, precision, passes=True, samples=[feeds])
+    sdpa = next(n for n in model.graph if n.op_type == "ScaledDotProductAttention")
+    assert [v.dtype for v in sdpa.inputs[:3]] == [LOW[precision]] * 3
+    assert report.precision_of(sdpa.name) == precision
+    assert np.isfinite(got[0]).all()
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])

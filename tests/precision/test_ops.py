@@ -60,6 +60,10 @@ CASES = {
  "Softplus": ([helper.make_node("Softplus",["x"],["y"])], {"x":f(3,8)}, {}),
  "Mish": ([helper.make_node("Mish",["x"],["y"])], {"x":f(3,8)}, {}),
  "DepthToSpace": ([helper.make_node("DepthToSpace",["x"],["y"],blocksize=2)], {"x":f(1,8,3,3)}, {}),
+ # Y only: torch's fused kernel (fp32 statistics); with Mean and InvStdDev read: the explicit form
+ "LayerNormalization": ([helper.make_node("LayerNormalization",["x","s","b"],["y"],epsilon=1e-6)], {"x":f(2,5,16)+3}, {"s":f(16),"b":f(16)}),
+ "LayerNormalization2D": ([helper.make_node("LayerNormalization",["x","s","b"],["y"],axis=-2)], {"x":f(2,5,16)+3}, {"s":f(5,16),"b":f(5,16)}),
+ "LayerNormalizationStats": ([helper.make_node("LayerNormalization",["x","s","b"],["y","mean","inv"])], {"x":f(2,5,16)+3}, {"s":f(16),"b":f(16)}),
 }
 TOL = {"fp16": 1e-2, "bf16": 2e-2}
 

@@ -173,7 +173,7 @@ def test_inspect_lists_layers_with_fused_ops_precision_layout_and_implementation
     assert main(["inspect", "model", str(engines["cnn", "fp16"][1])]) == 0
     out = capsys.readouterr().out
     for text in ("layers: ", "conv2", "greenrt.FusedConv", "Conv + bias + residual Add + Relu", "FusedConv-1",
-                 "FusedMatMul-1", "MatMul + bias + Relu", "NHWC", "fp16", "optimization profiles", "3x3x16x16",
+                 "FusedMatMul-1", "MatMul (W as N x K) + bias + Relu", "NHWC", "fp16", "optimization profiles", "3x3x16x16",
                  "graph passes", "fuse_conv", "memory plan", "precision fp16"):
         assert text in out, text
     assert main(["inspect", "model", str(engines["block", "fp32"][1])]) == 0

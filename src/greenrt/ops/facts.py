@@ -89,12 +89,15 @@ FP32_INPUTS: dict[str, frozenset[int]] = {
     "Dropout": frozenset({1}),
 }
 
-# Inputs whose dtype the op does not care about: they are read as they come, no Cast needed.
+# Inputs whose dtype the op does not care about: they are read as they come, no Cast needed. Ops of greenrt's own
+# domain are keyed "greenrt.Op": the fused attention converts its additive mask itself, clamped to the range of
+# q's dtype, so an fp32 mask holding finfo(float32).min (BERT's export) keeps the attention in fp16.
 DTYPE_AGNOSTIC_INPUTS: dict[str, frozenset[int]] = {
     "Shape": frozenset({0}),
     "Size": frozenset({0}),
     "Cast": frozenset({0}),
     "CastLike": frozenset({0}),
+    "greenrt.ScaledDotProductAttention": frozenset({3}),
 }
 
 

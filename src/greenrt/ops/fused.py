@@ -1,7 +1,7 @@
 """Fused ops produced by greenrt's graph passes (domain ``greenrt``); each is the ONNX ops it replaces, run as one.
 
     FusedConv(X, W, B?, Z?)    = act(Conv(X, W, B) + Z)        conv + bias + residual add + activation
-    FusedMatMul(A, W, B?)      = act(A @ W + B)                 MatMul/Gemm + bias + activation
+    FusedMatMul(A, W, B?)      = act(A @ W + B)                 MatMul/Gemm + bias + activation (trans_w: A @ W^T)
     Gelu(X)                    = the erf (or tanh) GELU as one op (exporters before opset 20 decompose it)
     HardSwish(X)               = ONNX HardSwish for models below opset 14 (Paddle writes it as Add/Clip/Mul/Div)
     ScaledDotProductAttention(Q, K, V, mask?) = softmax(Q @ K^T * scale + mask) @ V
@@ -210,10 +210,19 @@ def _onednn_conv(x, w, b, z, activation, params, attrs):
 
 
 @op("FusedMatMul", 1, domain=GREENRT)
-def FusedMatMul(a, w, b=None, *, activation="", activation_params=()):
-    y = torch.matmul(a, w)
-    if b is not None:
-        y = y + b
+def FusedMatMul(a, w, b=None, *, activation="", activation_params=(), trans_w=0):
+    """``trans_w``: W is stored (N, K), as torch's Linear holds it, and the call is F.linear: cuBLASLt with the
+    bias in its epilogue and the kernels eager PyTorch and Inductor pick for a Linear (one pass over the output,
+    not a GEMM and then a broadcast add)."""
+    if trans_w:
+        if b is not None and (b.dtype != a.dtype or b.dim() != 1):
+            y = F.linear(a, w) + b
+        else:
+            y = F.linear(a, w, b)
+    else:
+        y = torch.matmul(a, w)
+        if b is not None:
+            y = y + b
     return _activation(activation, activation_params)(y)
 
 
@@ -233,7 +242,11 @@ def ScaledDotProductAttention(q, k, v, mask=None, *, scale=0.0, k_transposed=0):
     if k_transposed:
         k = k.transpose(-1, -2)
     scale = scale or 1.0 / math.sqrt(q.shape[-1])
-    if mask is not None and mask.dtype != torch.bool:
+    if mask is not None and mask.dtype != torch.bool and mask.dtype != q.dtype:
+        # an fp32 additive mask (exporters write finfo(float32).min for "masked") kept fp32 by the precision stage
+        # (ops/facts.py): clamped to q's range, so masked stays a large negative bias and never becomes -inf or NaN
+        if q.is_floating_point() and torch.finfo(q.dtype).max < torch.finfo(mask.dtype).max:
+            mask = mask.clamp(min=torch.finfo(q.dtype).min, max=torch.finfo(q.dtype).max)
         mask = mask.to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 

@@ -64,10 +64,30 @@ def InstanceNormalization(x, scale, b, *, epsilon=1e-5):
     return y.to(x.dtype)
 
 
+def _fused_layer_norm(x, scale, b, axis: int, epsilon: float):
+    """torch's one-kernel LayerNorm when it computes what ONNX asks for, else None.
+
+    F.layer_norm accumulates fp16/bf16 in fp32 and rounds Y once, which is ONNX's stash_type=1; it needs the scale
+    and bias in x's dtype and shaped as the normalized dims (an engine's fp16 weights are)."""
+    shape = tuple(x.shape[axis:])
+    if not shape or x.dtype not in (torch.float16, torch.bfloat16, torch.float32) or x.numel() == 0:
+        return None
+    if scale.dtype != x.dtype or tuple(scale.shape) != shape:
+        return None
+    if b is not None and (b.dtype != x.dtype or tuple(b.shape) != shape):
+        return None
+    return torch.nn.functional.layer_norm(x, shape, scale, b, epsilon)
+
+
 @op("LayerNormalization", 17)
-def LayerNormalization(x, scale, b=None, *, axis=-1, epsilon=1e-5, stash_type=1):
-    """Normalizes over dims [axis, rank); Mean and InvStdDev keep size-1 normalized dims."""
+def LayerNormalization(x, scale, b=None, *, axis=-1, epsilon=1e-5, stash_type=1, ctx=None):
+    """Normalizes over dims [axis, rank); Mean and InvStdDev keep size-1 normalized dims. With only Y read (as
+    models do) and stash_type=1, torch's fused kernel; the statistics outputs need the explicit form."""
     axis = normalize_axis(axis, x.dim())
+    if stash_type == 1 and (ctx is None or ctx.num_outputs <= 1):
+        y = _fused_layer_norm(x, scale, b, axis, epsilon)
+        if y is not None:
+            return y
     xw = _work(x)
     dims = list(range(axis, x.dim()))
     mean = xw.mean(dim=dims, keepdim=True) if dims else xw

@@ -20,6 +20,7 @@ from .fuse_gelu import FuseGelu
 from .fuse_hardswish import FuseHardActivations
 from .fuse_layernorm import FuseLayerNorm
 from .fuse_matmul import FuseMatMulBiasActivation
+from .gather_to_slice import GatherToSlice
 from .remove_noops import RemoveNoops
 from .simplify_reshape import SimplifyReshape
 
@@ -35,6 +36,7 @@ def default_pipeline() -> list[GraphPass]:
         FoldPadIntoConv(),
         FoldBatchNorm(),
         FoldConvAffine(),
+        GatherToSlice(),
         FuseGelu(),
         FuseHardActivations(),
         FuseLayerNorm(),

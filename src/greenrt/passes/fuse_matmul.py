@@ -1,6 +1,8 @@
 """MatMul/Gemm + bias + activation => one greenrt.FusedMatMul (the cuBLASLt bias/activation epilogue).
 
-Gemm's transB, alpha and beta are applied to the constant weight and bias once, at build time.
+Gemm's transB, alpha and beta are applied to the constant weight and bias once, at build time. The weight is stored
+(N, K), as torch's Linear holds it (trans_w=1), so the op runs as F.linear: the bias in cuBLASLt's epilogue and the
+kernels PyTorch picks for a Linear. A weight other nodes also read keeps its (K, N) form (no second copy).
 """
 
 from __future__ import annotations
@@ -88,9 +90,14 @@ class FuseMatMulBiasActivation(RewritePass[_Epilogue]):
         w, bias = m.w, m.bias
         if isinstance(bias, np.ndarray):  # a Gemm's, made at build time (bias first: the names stay as they were)
             bias = add_initializer(graph, f"{m.mm.name or 'gemm'}_bias", bias)
+        hint = f"{m.mm.name or 'gemm'}_weight"
+        trans_w = isinstance(w, np.ndarray) or only_consumer(w) is m.mm
+        if not isinstance(w, np.ndarray) and trans_w:
+            hint, w = f"{w.name}_t", const_array(w)
         if isinstance(w, np.ndarray):
-            w = add_initializer(graph, f"{m.mm.name or 'gemm'}_weight", w)
-        attrs = [ir.AttrString("activation", m.activation), ir.AttrFloat32s("activation_params", m.params)]
+            w = add_initializer(graph, hint, np.ascontiguousarray(w.T) if trans_w else w)
+        attrs = [ir.AttrString("activation", m.activation), ir.AttrFloat32s("activation_params", m.params),
+                 ir.AttrInt64("trans_w", int(trans_w))]
         fused = ir.Node(GREENRT_DOMAIN, "FusedMatMul", [m.a, w, bias], attrs, name=m.mm.name)
         replace_node(graph, m.nodes, fused, m.out)
         return f"{m.mm.name}: {'+'.join(n.op_type for n in m.nodes)}"

@@ -120,6 +120,12 @@ class PrecisionReport:
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
+def _fact_key(node: ir.Node) -> str:
+    """The key of ops/facts.py's per-input tables: the op type, or 'domain.Op' outside the ONNX domain."""
+    domain = canonical_domain(node.domain)
+    return node.op_type if domain == "" else f"{domain}.{node.op_type}"
+
+
 def _is_tensor(value: ir.Value | None) -> bool:
     return value is not None and (value.type is None or isinstance(value.type, ir.TensorType))
 
@@ -238,7 +244,7 @@ class _Rewriter:
         """The dtype ``node`` needs at input ``index`` (a float32-origin value), None when any dtype will do."""
         if id(node) not in self.in_main:
             return F32  # read inside a subgraph: those stay fp32
-        op = node.op_type if canonical_domain(node.domain) == "" else ""
+        op = _fact_key(node)
         if index in DTYPE_AGNOSTIC_INPUTS.get(op, ()):
             return None
         if index in FP32_INPUTS.get(op, ()):
@@ -247,7 +253,7 @@ class _Rewriter:
 
     def float_positions(self, node: ir.Node) -> list[int]:
         """Input positions holding float32 values that follow the node's precision."""
-        op = node.op_type if canonical_domain(node.domain) == "" else ""
+        op = _fact_key(node)
         skip = DTYPE_AGNOSTIC_INPUTS.get(op, frozenset()) | FP32_INPUTS.get(op, frozenset())
         return [i for i, v in enumerate(node.inputs) if i not in skip and _is_f32(v)]
 
@@ -375,7 +381,7 @@ class _Rewriter:
                 self.cast_output(v)
 
     def retype_node(self, node: ir.Node, dtype: ir.DataType) -> None:
-        op = node.op_type if canonical_domain(node.domain) == "" else ""
+        op = _fact_key(node)
         if op == "Cast" and node.attributes["to"].value == int(F32):
             node.attributes["to"] = ir.AttrInt64("to", int(dtype))
         if op == "ConstantOfShape":

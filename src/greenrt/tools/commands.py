@@ -225,7 +225,7 @@ def _fused_ops(step) -> str:
     if step.op_type == "FusedConv":
         return "Conv" + (" + bias" if present[2] else "") + (" + residual Add" if present[3] else "") + act_text
     if step.op_type == "FusedMatMul":
-        return "MatMul" + (" + bias" if present[2] else "") + act_text
+        return "MatMul" + (" (W as N x K)" if a.get("trans_w") else "") + (" + bias" if present[2] else "") + act_text
     if step.op_type == "Gelu":
         return "GELU " + ("(tanh)" if a.get("approximate") == "tanh" else "(erf)") + ": Div, Erf, Add, Mul, Mul"
     if step.op_type == "HardSwish":

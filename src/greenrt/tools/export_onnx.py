@@ -219,11 +219,13 @@ def _variant(step: PlanStep, opset: int) -> tuple[str, list[str], list[str], lis
                 y = body.op("Add", [y, "Z"])
         else:
             attr_names = []
-            y = body.op("MatMul", ["A", "W"])
+            w = body.op("Transpose", ["W"], perm=[1, 0]) if attrs.get("trans_w") else "W"
+            y = body.op("MatMul", ["A", w])
             if "B" in inputs:
                 y = body.op("Add", [y, "B"])
         y = body.activation(y, act, params)
         key = "_".join(inputs) + f"_{act or 'none'}" + ("_" + "_".join(f"{v:g}" for v in params) if params else "")
+        key += "_wT" if op_type == "FusedMatMul" and attrs.get("trans_w") else ""
     elif op_type == "Gelu":
         inputs, attr_names = ["X"], []
         tanh = attrs.get("approximate", "none") == "tanh"
