@@ -24,7 +24,7 @@ _INT64_MAX = np.iinfo(np.int64).max
 class _Take:
     gather: ir.Node
     index: int
-    axis: int  # normalized
+    axis: int  # as the Gather has it (Slice and Squeeze accept a negative axis as well)
 
 
 class GatherToSlice(RewritePass[_Take]):
@@ -39,16 +39,16 @@ class GatherToSlice(RewritePass[_Take]):
         idx = const_array(indices)
         if x is None or idx is None or idx.ndim != 0 or idx.dtype.kind not in "iu" or const_array(x) is not None:
             return None
-        if producer(x, "Shape") is not None or x.shape is None:
+        if producer(x, "Shape") is not None:
             return None
-        rank = len(x.shape)
-        axis = attr(gather, "axis", 0)
-        axis = axis + rank if axis < 0 else axis
-        if not 0 <= axis < rank:
-            return None
-        i, dim = int(idx), x.shape[axis]
-        if isinstance(dim, int) and not -dim <= i < dim:
-            return None  # out of range: leave the Gather to report it
+        axis, i = attr(gather, "axis", 0), int(idx)
+        if x.shape is not None:  # Slice and Squeeze take negative axes too: the rank is only needed to check
+            rank = len(x.shape)
+            if not -rank <= axis < rank:
+                return None
+            dim = x.shape[axis]
+            if isinstance(dim, int) and not -dim <= i < dim:
+                return None  # out of range: leave the Gather to report it
         return _Take(gather, i, axis)
 
     def rewrite(self, graph: ir.Graph, m: _Take) -> str:
