@@ -328,6 +328,41 @@ def test_fuse_attention_with_scale_and_mask():
     _check(model, [FuseAttention()], feeds, {"ScaledDotProductAttention": 1, "Softmax": 0, "MatMul": 0})
 
 
+def test_fuse_attention_scaled_before_the_matmul_with_the_scale_computed_from_the_head_size():
+    """torch's SDPA as the torchscript exporter writes it (ViT-B/16): the head size read from Shape(q) after a
+    Reshape whose target comes out of a Concat, sqrt(1/sqrt(d)) applied to q and to k^T. simplify_reshape makes the
+    target constant and states the output's dims, the folding turns the scale chain into constants, and the
+    attention takes both multiplications into its scale: no Mul, Sqrt or Shape left."""
+    b, h, s, d = 2, 3, 5, 8
+    nodes = [
+        helper.make_node("Shape", ["x"], ["xs"]),
+        helper.make_node("Slice", ["xs", "zero", "one"], ["x0"]),  # the dynamic batch
+        helper.make_node("Concat", ["x0", "hsd"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["q"]),
+        helper.make_node("Shape", ["q"], ["qs"]),
+        helper.make_node("Slice", ["qs", "minus1", "big"], ["dq"]),
+        helper.make_node("Cast", ["dq"], ["df"], to=TensorProto.FLOAT),
+        helper.make_node("Sqrt", ["df"], ["sd"]),
+        helper.make_node("Div", ["one_f", "sd"], ["sc"]),
+        helper.make_node("Sqrt", ["sc"], ["half_scale"]),
+        helper.make_node("Mul", ["q", "half_scale"], ["qm"]),
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+        helper.make_node("Mul", ["kt", "half_scale"], ["ktm"]),
+        helper.make_node("MatMul", ["qm", "ktm"], ["qk"]),
+        helper.make_node("Softmax", ["qk"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "v"], ["y"]),
+    ]
+    ints = {"zero": [0], "one": [1], "hsd": [h, s, d], "minus1": [-1], "big": [2 ** 62]}
+    inits = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in ints.items()]
+    inits.append(numpy_helper.from_array(np.array([1.0], np.float32), "one_f"))
+    ins = [_vi("x", ["B", h * s * d]), _vi("k", ["B", h, s, d]), _vi("v", ["B", h, s, d])]
+    model = _model(nodes, ins, [_vi("y", ["B", h, s, d])], inits)
+    feeds = {"x": R.standard_normal((b, h * s * d)).astype(np.float32) * 3,
+             "k": R.standard_normal((b, h, s, d)).astype(np.float32) * 3,
+             "v": R.standard_normal((b, h, s, d)).astype(np.float32)}
+    _check(model, None, feeds, {"ScaledDotProductAttention": 1, "Mul": 0, "Sqrt": 0, "Shape": 0, "Softmax": 0})
+
+
 def test_dead_code_removes_unused_nodes_and_weights():
     nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("MatMul", ["x", "W"], ["unused"])]
     model = _model(nodes, [_vi("x", [2, 4])], [_vi("y", [2, 4])], [_init("W", [4, 4])])

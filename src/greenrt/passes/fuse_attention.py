@@ -1,4 +1,8 @@
-"""MatMul-Scale-Mask-Softmax-MatMul => one greenrt.ScaledDotProductAttention (flash / memory-efficient kernels)."""
+"""MatMul-Scale-Mask-Softmax-MatMul => one greenrt.ScaledDotProductAttention (flash / memory-efficient kernels).
+
+The scale is taken after the first MatMul (a Div or Mul of the scores) or before it (q and k^T each multiplied by a
+constant, as torch's scaled_dot_product_attention exports: both by sqrt(scale)).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ class _Attention:
     v: ir.Value
     mask: ir.Value | None
     scale: float
-    nodes: list[ir.Node]  # MatMul [, Div|Mul] [, Add], Softmax, MatMul
+    nodes: list[ir.Node]  # [Mul(q), Mul(kT),] MatMul [, Div|Mul] [, Add], Softmax, MatMul
     out: ir.Value
     name: str | None  # the Softmax's, for the fused node
 
@@ -74,6 +78,18 @@ def _match(softmax: ir.Node, opset: int) -> _Attention | None:
         if consumer(a.outputs[0], b.op_type) is not b:
             return None
     q, kt, v = qk.inputs[0], qk.inputs[1], pv.inputs[1]
+    prescaled = []
+    for i, t in enumerate((q, kt)):  # q * c and k^T * c (torch's SDPA export scales each by sqrt(scale))
+        mul = producer(t, "Mul")
+        if mul is None or len(t.uses()) != 1 or t.is_graph_output():
+            continue
+        j = 1 if scalar(mul.inputs[1]) is not None else 0 if scalar(mul.inputs[0]) is not None else None
+        if j is None:
+            continue
+        scale *= scalar(mul.inputs[j])
+        prescaled.append(mul)
+        q, kt = (mul.inputs[1 - j], kt) if i == 0 else (q, mul.inputs[1 - j])
+    nodes[:0] = prescaled
     if any(t.shape is None or len(t.shape) < 3 for t in (q, kt, v)):
         return None
     return _Attention(q, kt, v, mask, scale, nodes, pv.outputs[0], softmax.name)
@@ -81,7 +97,8 @@ def _match(softmax: ir.Node, opset: int) -> _Attention | None:
 
 class FuseAttention(RewritePass[_Attention]):
     name = "fuse_attention"
-    rule = "MatMul(Softmax(MatMul(q, kT) * scale + mask), v) => greenrt.ScaledDotProductAttention(q, kT, v, mask)"
+    rule = ("MatMul(Softmax(MatMul(q [* c], kT [* c]) * scale + mask), v) => "
+            "greenrt.ScaledDotProductAttention(q, kT, v, mask)")
     op_types = ("Softmax",)
     creates_domain = GREENRT_DOMAIN
 

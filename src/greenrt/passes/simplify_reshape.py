@@ -4,7 +4,8 @@
     Reshape(x, Concat([7], Unsqueeze(batch * heads), [64]))   =>  Reshape(x, [7, -1, 64])   (one computed dim)
 
 Exporters write such shape arithmetic for every dynamic dim; once the Reshape's target is a constant, the
-Shape/Gather/Unsqueeze/Concat chain is dead code.
+Shape/Gather/Unsqueeze/Concat chain is dead code, and the output's rank and stated dims are known (set where shape
+inference had left them unknown).
 """
 
 from __future__ import annotations
@@ -79,3 +80,22 @@ class SimplifyReshape(RewritePass[tuple[ir.Node, np.ndarray]]):
     def rewrite(self, graph: ir.Graph, match: tuple[ir.Node, np.ndarray]) -> None:
         node, target = match
         node.replace_input_with(1, add_initializer(graph, f"{node.name or 'reshape'}_shape", target))
+        out = node.outputs[0]
+        out.shape = _target_shape(node.inputs[0], target, out.shape)
+
+
+def _target_shape(x: ir.Value, target: np.ndarray, known: ir.Shape | None) -> ir.Shape:
+    """The output shape with what the constant target now states: its positive dims, x's dim where it writes 0
+    (when x's shape says), else what shape inference had. The folding after this pass reads static dims of it (the
+    head size an exporter computes from Shape(q) for the attention scale, say)."""
+    if known is not None and len(known) != len(target):
+        return known
+    dims = []
+    for i, d in enumerate(int(v) for v in target):
+        if d > 0:
+            dims.append(d)
+        elif d == 0 and x.shape is not None and i < len(x.shape) and isinstance(x.shape[i], int):
+            dims.append(x.shape[i])
+        else:
+            dims.append(known[i] if known is not None else None)
+    return ir.Shape(dims)
