@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import GreenrtError
 from ..onnx.dtypes import numpy_to_torch
 from ..onnx.importer import load_model
 from ..passes import optimize
 from ..plan.compile import compile_model
-from ..plan.engine_file import write_engine
+from ..plan.engine_file import current_device_info, current_versions, write_engine
 from ..plan.profiles import check_profiles
 from ..precision import PrecisionConfig, apply_precision, parse_layer_precision
 from ..runtime.runner import Runner
-from ..runtime.session import resolve_device
 from .accuracy import float_output_errors
 from .checks import CheckInputs, check_samples, device_random_feeds, run_reference, valid_shapes
 from .config import BuildConfig, build_command
@@ -37,6 +37,8 @@ from .inputs import load_inputs
 from .memory import activation_memory
 from .observe import observe_ranges
 from .search import accuracy_search
+from .tactics import TimingCache
+from .target import resolve_target, target_device_info, target_versions
 
 
 def _has_conv(plan) -> bool:
@@ -78,8 +80,13 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     config.validate()
     t_build = time.perf_counter()
     command = build_command(model_path, config)
-    device = resolve_device(config.device)
+    cache = TimingCache.load(config.timing_cache)
+    where = resolve_target(config.device, cache, config.timing_cache)
+    device = where.run_on  # the CPU in a build for a GPU this machine lacks (build/target.py)
     report: dict[str, Any] = {}
+    if where.cross:
+        log(f"no GPU here: building for {where.describe()}, the GPU the timing cache {config.timing_cache} was "
+            "taken on; tactics from the cache, the model run on the CPU for the checks")
 
     log(f"import {model_path}")
     model, passes = _load_model(model_path, config, optimized=True)
@@ -151,9 +158,14 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
 
     plan, weights = compile_model(model)
     runner = engine_runner(plan, weights, device, config)
-    tactics = _choose_tactics(runner, ref_runner, config, checks, log, progress)
+    tactics = _choose_tactics(runner, ref_runner, config, checks, log, progress, cache, where.target)
     report["tactics"] = tactics.to_json()
-    if tactics.layers:
+    if where.cross:  # the target's tactics cannot run here: the checks below run the ops' defaults on the CPU
+        report["built_for_another_device"] = {
+            "target": where.target, "built_on": current_device_info("cpu") | {"versions": current_versions()},
+            "checks": "run on this machine's CPU with the ops' default implementations; each tactic taken from "
+                      "the timing cache was checked against the op's default on the target when the cache was taken"}
+    elif tactics.layers:
         runner = engine_runner(plan, weights, device, config)  # bind the chosen tactics
 
     accuracy = []
@@ -180,8 +192,10 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     cfg = replace(config, channels_last=runner.channels_last).to_json()  # the layout chosen, for the session
     cfg["model"] = str(model_path)
     cfg["build_command"] = command
-    header = write_engine(output, plan, weights, device=device.type, config=cfg,
-                          profiles=[p.to_json() for p in config.profiles], report=report)
+    header = write_engine(output, plan, weights, device=torch.device(config.device).type, config=cfg,
+                          profiles=[p.to_json() for p in config.profiles], report=report,
+                          device_info=target_device_info(where.target) if where.cross else None,
+                          versions=target_versions(where.target, current_versions()) if where.cross else None)
     seconds = time.perf_counter() - t_build
     log(f"wrote {output} ({Path(output).stat().st_size / 2**20:.1f} MiB) in {seconds:.1f} s")
     header["build"] = {"seconds": round(seconds, 3), "tactic_seconds": round(tactics.seconds, 3)}
@@ -189,12 +203,13 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
 
 
 def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, checks: list[CheckInputs], log,
-                    progress=None):
-    """The tactic stage (build/tactics.py) at the first profile's opt shape, else at the first check's inputs."""
+                    progress, cache: TimingCache, target: dict | None):
+    """The tactic stage (build/tactics.py) at the first profile's opt shape, else at the first check's inputs;
+    ``target``: another device's, whose winners come from ``cache`` (build/target.py)."""
     from ..plan.profiles import opt_shapes
-    from .tactics import TacticReport, TimingCache, choose_tactics, target_of
+    from .tactics import TacticReport, choose_tactics, target_of
 
-    cache = TimingCache.load(config.timing_cache)
+    entries_before = len(cache.entries)
     feeds = None
     if config.opt_level > 0:
         if config.profiles:
@@ -204,19 +219,22 @@ def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, che
     layer_progress = (lambda done, total: progress("timing tactics", done, total)) if progress else None
     try:
         report = choose_tactics(runner, feeds, config.opt_level, cache, config.precision or "fp32",
-                                progress=layer_progress)
+                                progress=layer_progress, target=target)
     except GreenrtError as exc:  # the model does not run at these inputs: the checks below will say so too
         for bound in runner.executor.steps:
             bound.step.tactic = ""  # keep no choice from the part that ran
         shapes = {k: list(v.shape) for k, v in feeds.items()}
-        report = TacticReport(config.opt_level, target_of(runner.device),
+        report = TacticReport(config.opt_level, target or target_of(runner.device),
                               reason=f"nothing timed: the engine failed at {shapes}: {exc}")
     if report.layers:
         log(f"tactics at {report.shapes}: {report.timed} layer(s) timed, {report.cached} from the timing cache, "
             f"{report.seconds:.1f} s")
     elif report.reason and config.opt_level > 0:
         log(f"tactics: {report.reason}")
-    if config.timing_cache and report.timed:
+    if report.missing:
+        log(f"tactics: {len(report.missing)} layer(s) not in the timing cache keep the op's default on the target "
+            f"(first: {report.missing[0]}); take the cache again on the target with this model and --shapes")
+    if config.timing_cache and len(cache.entries) != entries_before:
         cache.save()
     return report
 

@@ -16,6 +16,8 @@ NHWC engine) happens inside that candidate, so its time counts in its own timing
 The timing cache (``TimingCache``) keys each layer by what decides its speed: op, attributes (weights by shape and
 dtype), argument shapes, dtypes and memory layout, and the target (device name, compute capability, torch, cuDNN
 and Triton versions). A layer found in it is not timed again; caches merge; the file is JSON (data, never code).
+A build for a GPU this machine lacks (build/target.py) times nothing: it looks every layer up in a cache taken on
+that GPU, keys made with the cache's target, and a layer the cache lacks keeps the op's default.
 """
 
 from __future__ import annotations
@@ -195,20 +197,29 @@ class TacticReport:
     seconds: float = 0.0  # wall time of this build's timing (returned and logged, not written into the engine)
     shapes: dict[str, list[int]] = field(default_factory=dict)
     reason: str = ""  # why nothing was timed, where nothing was
+    missing: list[str] = field(default_factory=list)  # a build for another device: layers its cache lacks
 
     def to_json(self) -> dict:
-        return {"opt_level": self.opt_level, "target": self.target, "timed": self.timed, "cached": self.cached,
-                "shapes": self.shapes, "reason": self.reason,
-                "layers": [c.to_json() for c in self.layers]}
+        out = {"opt_level": self.opt_level, "target": self.target, "timed": self.timed, "cached": self.cached,
+               "shapes": self.shapes, "reason": self.reason,
+               "layers": [c.to_json() for c in self.layers]}
+        if self.missing:
+            out["missing_from_cache"] = self.missing
+        return out
 
 
 def choose_tactics(runner, feeds: dict[str, torch.Tensor] | None, opt_level: int, cache: TimingCache,
                    precision: str, progress: Callable[[int, int], None] | None = None,
-                   timer: Callable[[Callable[[], Any], int], float] | None = None) -> TacticReport:
+                   timer: Callable[[Callable[[], Any], int], float] | None = None,
+                   target: dict | None = None) -> TacticReport:
     """Time the candidates of every layer that has a choice, on ``runner`` at ``feeds``; set each step's tactic
-    to the fastest; return what was timed and chosen. ``timer(run, runs) -> ms`` is injectable for tests."""
+    to the fastest; return what was timed and chosen. ``timer(run, runs) -> ms`` is injectable for tests.
+
+    ``target``: another device's target from ``cache`` (a build for a GPU this machine lacks): ``runner`` runs
+    here only to see each layer's arguments, every layer's winner comes from the cache, nothing is timed."""
     device = runner.device
-    target = target_of(device)
+    cross = target is not None
+    target = target or target_of(device)
     report = TacticReport(opt_level, target)
     if opt_level == 0:
         report.reason = "--opt-level 0: the ops' heuristics, nothing timed"
@@ -233,11 +244,19 @@ def choose_tactics(runner, feeds: dict[str, torch.Tensor] | None, opt_level: int
         seen += 1
         if progress is not None:
             progress(seen, total)
+        if cross:
+            _look_up(step, args, kwargs, cache, target, report)
+            return
         found = candidates(step.domain, step.op_type, args, kwargs)
-        if len(found) < 2:  # nothing to choose: the op's default runs
+        if not found:
             return
         signature = layer_signature(step, args, kwargs)
         key = cache_key(signature, target)
+        if len(found) < 2:  # nothing to choose: the op's default runs. Recorded, untimed, so that a build for
+            # this device elsewhere (build/target.py) knows the layer has no choice here rather than missing it
+            cache.entries.setdefault(key, {"signature": signature, "target": target, "winner": found[0].name,
+                                           "timings_ms": {}, "opt_level": opt_level})
+            return
         entry = cache.entries.get(key)
         if entry is not None and entry["winner"] in {t.name for t in found}:
             step.tactic = entry["winner"]
@@ -258,6 +277,22 @@ def choose_tactics(runner, feeds: dict[str, torch.Tensor] | None, opt_level: int
         torch.cuda.synchronize(device)
     report.seconds = time.perf_counter() - t_start
     return report
+
+
+def _look_up(step, args, kwargs, cache: TimingCache, target: dict, report: TacticReport) -> None:
+    """A build for another device: the layer's winner from the cache taken there (its candidates were checked
+    against the op's default and timed on that device), else the op's default, reported as missing."""
+    entry = cache.entries.get(cache_key(layer_signature(step, args, kwargs), target))
+    known = TACTICS.get((step.domain, step.op_type), {})
+    if entry is None or entry["winner"] not in known:
+        report.missing.append(step.name)
+        return
+    if not entry["timings_ms"]:  # one candidate there: the op's default runs, as in a build on the target
+        return
+    step.tactic = entry["winner"]
+    report.layers.append(LayerChoice(step.name, step.op_type, entry["winner"], dict(entry["timings_ms"]),
+                                     cached=True))
+    report.cached += 1
 
 
 def _time_candidates(step, found: list[Tactic], args, kwargs, default_fn, timer, runs: int, tol: float) -> LayerChoice:

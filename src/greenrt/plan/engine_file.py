@@ -219,15 +219,18 @@ def encode_weights(weights: dict) -> bytes:
 
 
 def write_engine(path: str | os.PathLike, plan: Plan, weights: dict, *, device: str, config: dict,
-                 profiles: list, report: dict) -> dict:
-    """Write the engine file ``path`` atomically; returns its header (as read back by ``read_engine``)."""
-    info = current_device_info(device)
+                 profiles: list, report: dict, device_info: dict | None = None, versions: dict | None = None) -> dict:
+    """Write the engine file ``path`` atomically; returns its header (as read back by ``read_engine``).
+
+    ``device_info`` and ``versions``: the target's, for an engine built on another machine than the one it is for
+    (build/target.py); default: this machine's ``device`` and this process's versions."""
+    info = device_info or current_device_info(device)
     if info is None:
         raise GreenrtError(f"cannot build a CUDA engine ({device!r}): torch sees no CUDA GPU")
     payload = encode_weights(weights)
     header = _normalize({
         "format_version": FORMAT_VERSION,
-        "versions": current_versions(),
+        "versions": versions or current_versions(),
         "device": info,
         "config": config,
         "profiles": profiles,

@@ -271,10 +271,14 @@ def _inspect_engine(path: str) -> int:
     cfg = header.get("config", {})
     console.print(f"[bold]{escape(str(path))}[/bold]: greenrt engine, format {header['format_version']}",
                   highlight=False)
-    versions = ", ".join(f"{k} {v}" for k, v in header.get("versions", {}).items())
+    versions = ", ".join(f"{k} {v}" for k, v in header.get("versions", {}).items() if v is not None)
     device = header.get("device") or {}
     console.print(f"built with {escape(versions)} for {escape(str(device.get('name') or device.get('type')))}",
                   highlight=False)
+    elsewhere = (header.get("report") or {}).get("built_for_another_device")
+    if isinstance(elsewhere, dict):
+        console.print(f"built on {escape(str((elsewhere.get('built_on') or {}).get('name')))} without that GPU, "
+                      "its tactics from a timing cache taken on it", highlight=False)
     console.print(f"config: precision {cfg.get('precision')}, channels_last {cfg.get('channels_last')}, "
                   f"workspace {cfg.get('workspace')}, optimize {cfg.get('optimize', True)}", highlight=False)
     if cfg.get("build_command"):
