@@ -23,14 +23,14 @@ from greenrt.tools.cli import main
 R = np.random.default_rng(0)
 
 
-def _init(name, shape, positive=False):
-    a = R.standard_normal(shape).astype(np.float32) * 0.5
-    return numpy_helper.from_array(np.abs(a) + 0.5 if positive else a, name)
+def convnet_model() -> onnx.ModelProto:
+    """conv + bias + ReLU -> conv + bias + residual + ReLU -> depthwise conv + ReLU, dynamic batch (also the model
+    of the committed H200 timing cache in tests/build/data, which a build without a GPU builds for)."""
+    rng = np.random.default_rng(0)
 
+    def init(name, shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.5, name)
 
-@pytest.fixture(scope="module")
-def convnet(tmp_path_factory):
-    """conv + bias + ReLU -> conv + bias + residual + ReLU -> depthwise conv + ReLU, dynamic batch."""
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
@@ -40,14 +40,19 @@ def convnet(tmp_path_factory):
         helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], pads=[1, 1, 1, 1], group=8, name="dwconv"),
         helper.make_node("Relu", ["c3"], ["y"], name="relu3"),
     ]
-    inits = [_init("w1", [8, 3, 3, 3]), _init("b1", [8]), _init("w2", [8, 8, 3, 3]), _init("b2", [8]),
-             _init("w3", [8, 1, 3, 3]), _init("b3", [8])]
+    inits = [init("w1", [8, 3, 3, 3]), init("b1", [8]), init("w2", [8, 8, 3, 3]), init("b2", [8]),
+             init("w3", [8, 1, 3, 3]), init("b3", [8])]
     graph = helper.make_graph(nodes, "convnet", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 12, 12])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 12, 12])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    return model
+
+
+@pytest.fixture(scope="module")
+def convnet(tmp_path_factory):
     path = tmp_path_factory.mktemp("tactics") / "convnet.onnx"
-    onnx.save(model, path)
+    onnx.save(convnet_model(), path)
     return path
 
 
@@ -285,3 +290,73 @@ def test_timing_caches_merge_and_a_merged_cache_serves_a_build(convnet, tmp_path
                               _config(batch=batch, timing_cache=str(tmp_path / "merged.json")),
                               log=lambda m: None)["report"]["tactics"]
         assert report["cached"] == 3 and report["timed"] == 0
+
+
+def test_attention_tactics_are_gpu_only(tmp_path):
+    """On the CPU the attention has one path (torch's choice): no SDPA kernel tactic is offered, nothing timed."""
+    q = torch.randn(2, 4, 6, 16)
+    assert registry.candidates("greenrt", "ScaledDotProductAttention", [q, q, q, None], {"scale": 0.25}) == []
+
+
+@pytest.mark.gpu
+def test_cuda_attention_kernels_are_timed_and_the_engine_matches_onnxruntime(tmp_path):
+    """On a GPU: the fused attention's SDPA kernels (flash where no mask, memory-efficient, cuDNN, torch's choice)
+    are candidates where each runs the layer's arguments; the fastest is kept and the engine matches onnxruntime."""
+    import onnxruntime as ort
+
+    from tests.precision.test_convert import attention_block
+
+    path = tmp_path / "attention.onnx"
+    onnx.save(attention_block(), path)
+    rng = np.random.default_rng(3)
+    feeds = {n: rng.standard_normal((2, 4, 6, 16)).astype(np.float32) for n in "qkv"}
+    feeds["mask"] = np.where(rng.random((2, 1, 1, 6)) < 0.3, -1e4, 0).astype(np.float32)
+    np.savez(tmp_path / "in.npz", **feeds)
+    config = BuildConfig(device="cuda", precision="fp16", inputs=[str(tmp_path / "in.npz")])
+    report = build_engine(path, tmp_path / "e.engine", config, log=lambda m: None)["report"]["tactics"]
+    attention = [layer for layer in report["layers"] if layer["op"] == "ScaledDotProductAttention"]
+    assert len(attention) == 1, report
+    assert {"sdpa-efficient", "sdpa-torch-choice"} <= set(attention[0]["timings_ms"]), attention
+    got = greenrt.load(tmp_path / "e.engine").run(None, feeds)[0]
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-2
+
+
+def _transposed_projection(path):
+    """x (B, S, E) -> Transpose to (S, B, E) -> MatMul W + b: torch MultiheadAttention's in-projection as exported."""
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2], name="to_sbe"),
+             helper.make_node("MatMul", ["xt", "W"], ["m"], name="in_proj"),
+             helper.make_node("Add", ["m", "b"], ["y"], name="in_proj_bias")]
+    inits = [numpy_helper.from_array((rng.standard_normal((16, 24)) * 0.3).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.standard_normal(24).astype(np.float32), "b")]
+    graph = helper.make_graph(nodes, "proj", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 7, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [7, "B", 24])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("winner", ["linear", "linear-rows-in-memory-order"])
+def test_a_gemm_over_a_permuted_input_has_both_row_orders_and_each_is_right(tmp_path, winner, monkeypatch):
+    """FusedMatMul reading a transposed view: F.linear on the view (a copy first) or over the rows in memory order
+    (no copy, a permuted view out); each, forced, matches onnxruntime, shape and values."""
+    import onnxruntime as ort
+
+    path = _transposed_projection(tmp_path / "proj.onnx")
+
+    def favour(step, found, args, kwargs, default_fn, _timer, runs, tol):
+        names = {t.name for t in found}
+        assert names == {"linear", "linear-rows-in-memory-order"}, names
+        return tactics_stage.LayerChoice(step.name, step.op_type, winner, {n: 1.0 for n in names})
+
+    monkeypatch.setattr(tactics_stage, "_time_candidates", favour)
+    config = BuildConfig(profiles=[parse_profile("x:1x7x16/3x7x16/4x7x16")])
+    header = build_engine(path, tmp_path / "e.engine", config, log=lambda m: None)
+    assert [s["tactic"] for s in header["plan"]["steps"] if s["op_type"] == "FusedMatMul"] == [winner]
+    x = np.random.default_rng(6).standard_normal((3, 7, 16)).astype(np.float32)
+    got = greenrt.load(tmp_path / "e.engine").run(None, {"x": x})[0]
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert got.shape == ref.shape == (7, 3, 24)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)

@@ -226,6 +226,43 @@ def FusedMatMul(a, w, b=None, *, activation="", activation_params=(), trans_w=0)
     return _activation(activation, activation_params)(y)
 
 
+# -- FusedMatMul's tactics ---------------------------------------------------------------------------------------
+def _in_memory_order(a: torch.Tensor) -> tuple[torch.Tensor, list[int]] | None:
+    """(a's leading axes permuted into memory order, that permutation) where ``a`` is a permuted view of a contiguous
+    tensor with its last axis in place (torch's MultiheadAttention export feeds its in-projection such a (S, B, E)
+    view of a (B, S, E) tensor); else None."""
+    if a.dim() < 3 or a.is_contiguous() or a.stride(-1) != 1:
+        return None
+    lead = sorted(range(a.dim() - 1), key=lambda i: a.stride(i), reverse=True)
+    perm = [*lead, a.dim() - 1]
+    p = a.permute(perm)
+    return (p, perm) if p.is_contiguous() else None
+
+
+def _linear_in_memory_order(a, w, b=None, *, activation="", activation_params=(), trans_w=0):
+    """The GEMM over a's rows in the order they lie in memory (rows are independent), the result returned as the
+    view with a's axis order: no copy of the input, the bias in cuBLASLt's epilogue."""
+    found = _in_memory_order(a)
+    if found is None or not trans_w:
+        return FusedMatMul(a, w, b, activation=activation, activation_params=activation_params, trans_w=trans_w)
+    p, perm = found
+    y = FusedMatMul(p, w, b, activation=activation, activation_params=activation_params, trans_w=trans_w)
+    inverse = [perm.index(i) for i in range(len(perm))]
+    return y.permute(inverse)
+
+
+@tactic(GREENRT, "FusedMatMul", "linear", lambda args, attrs: bool(attrs.get("trans_w")) and _in_memory_order(
+    args[0]) is not None, doc="F.linear on the input as it comes (a permuted input is copied to contiguous rows)")
+def _linear_as_is(a, w, b=None, **attrs):
+    return FusedMatMul(a, w, b, **attrs)
+
+
+tactic(GREENRT, "FusedMatMul", "linear-rows-in-memory-order",
+       lambda args, attrs: bool(attrs.get("trans_w")) and _in_memory_order(args[0]) is not None,
+       doc="F.linear over the rows of a permuted input in memory order, the output a permuted view (no input "
+           "copy)")(_linear_in_memory_order)
+
+
 @op("Gelu", 1, domain=GREENRT)
 def Gelu(x, *, approximate="none"):
     return F.gelu(x, approximate=approximate)
@@ -249,6 +286,64 @@ def ScaledDotProductAttention(q, k, v, mask=None, *, scale=0.0, k_transposed=0):
             mask = mask.clamp(min=torch.finfo(q.dtype).min, max=torch.finfo(q.dtype).max)
         mask = mask.to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+# -- ScaledDotProductAttention's tactics: torch's kernels one at a time -------------------------------------------
+# torch picks flash, then memory-efficient, then the math path by fixed rules; cuDNN's attention (fast on Hopper)
+# is only tried where asked for. Each tactic prefers its kernel and falls back through torch's usual order, so a
+# shape inside the profile that the kernel does not take still runs; ``supports`` runs the kernel alone once on
+# the layer's arguments, so a tactic is only timed where its own kernel runs.
+def _sdpa_backends():
+    from torch.nn.attention import SDPBackend
+
+    return {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+            "cudnn": SDPBackend.CUDNN_ATTENTION}
+
+
+def _sdpa_with(kernel: str, args, attrs, strict: bool):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = _sdpa_backends()
+    order = [backends[kernel]] if strict else [backends[kernel], backends["flash"], backends["efficient"],
+                                                 SDPBackend.MATH]
+    order = list(dict.fromkeys(order))
+    with sdpa_kernel(order, set_priority=True):  # restores torch's settings on exit
+        return ScaledDotProductAttention(*args, **attrs)
+
+
+def _sdpa_runs(kernel: str):
+    def supports(args, attrs) -> bool:
+        q = args[0]
+        if not (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)):
+            return False
+        try:
+            with torch.inference_mode():
+                _sdpa_with(kernel, args, attrs, strict=True)
+        except RuntimeError:
+            return False
+        return True
+
+    return supports
+
+
+def _sdpa_tactic(kernel: str, doc: str):
+    @tactic(GREENRT, "ScaledDotProductAttention", f"sdpa-{kernel}", _sdpa_runs(kernel), doc=doc)
+    def run(*args, **attrs):
+        return _sdpa_with(kernel, args, attrs, strict=False)
+
+    return run
+
+
+_sdpa_tactic("flash", "torch SDPA's FlashAttention-2 kernel (no arbitrary mask)")
+_sdpa_tactic("efficient", "torch SDPA's memory-efficient kernel (takes an additive mask)")
+_sdpa_tactic("cudnn", "cuDNN's fused attention through torch SDPA")
+
+
+@tactic(GREENRT, "ScaledDotProductAttention", "sdpa-torch-choice",
+        lambda args, attrs: args[0].is_cuda and args[0].dtype in (torch.float16, torch.bfloat16),
+        doc="torch SDPA with its own kernel choice (the op's default)")
+def _sdpa_default(*args, **attrs):
+    return ScaledDotProductAttention(*args, **attrs)
 
 
 @op("LayerNormalization", 1, domain=GREENRT)
