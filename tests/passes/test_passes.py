@@ -435,3 +435,54 @@ def test_fold_conv_affine_mul_add_into_weight_and_bias():
     reports = _check(model, [FoldConvAffine()], {"x": R.standard_normal((2, 3, 8, 8)).astype(np.float32)},
                      {"Mul": 0, "Add": 0, "Conv": 1})
     assert reports[0].count == 2
+
+
+def _mha_output_projection(perm2=(1, 0, 2), split=None, batch="B", x_shape=None):
+    """torch MultiheadAttention's export from a batch-first module, after the attention: (B, H, S, D) ->
+    Transpose(2, 0, 1, 3) -> Reshape(-1, H*D) -> MatMul W + b -> Reshape(S, -1, N) -> Transpose(1, 0, 2) -> + x."""
+    h, s, d, n = 3, 5, 4, 12
+    nodes = [
+        helper.make_node("Transpose", ["a"], ["at"], perm=[2, 0, 1, 3], name="heads_out"),
+        helper.make_node("Reshape", ["at", "rows"], ["a2"], name="to_rows"),
+        helper.make_node("MatMul", ["a2", "W"], ["m"], name="out_proj"),
+        helper.make_node("Add", ["m", "b"], ["mb"], name="out_bias"),
+        helper.make_node("Reshape", ["mb", "split"], ["sbn"], name="to_sbn"),
+        helper.make_node("Transpose", ["sbn"], ["bsn"], perm=list(perm2), name="to_bsn"),
+        helper.make_node("Add", ["bsn", "x"], ["y"], name="residual"),
+    ]
+    inits = [numpy_helper.from_array(np.array([-1, h * d], np.int64), "rows"),
+             numpy_helper.from_array(np.array(split or [s, -1, n], np.int64), "split"),
+             _init("W", [h * d, n]), _init("b", [n])]
+    out_shape = x_shape or ([batch, s, n] if tuple(perm2) == (1, 0, 2) else [s, n, batch])
+    model = _model(nodes, [_vi("a", [batch, h, s, d]), _vi("x", out_shape)], [_vi("y", out_shape)], inits)
+    feeds = {"a": R.standard_normal((2, h, s, d)).astype(np.float32),
+             "x": R.standard_normal([2 if dim == batch else dim for dim in out_shape]).astype(np.float32)}
+    return model, feeds
+
+
+def test_gemm_row_order_computes_the_output_projection_in_batch_first_rows():
+    from greenrt.passes.gemm_row_order import GemmRowOrder
+
+    model, feeds = _mha_output_projection()
+    reports = _check(model, [FuseMatMulBiasActivation(), GemmRowOrder(), EliminateDeadCode()], feeds,
+                     {"FusedMatMul": 1, "Transpose": 1, "Reshape": 1})
+    assert reports[1].count == 1
+    ir_model = load_model(model)
+    optimize(ir_model, [FuseMatMulBiasActivation(), GemmRowOrder(), EliminateDeadCode()])
+    transpose = next(n for n in ir_model.graph if n.op_type == "Transpose")
+    assert list(transpose.attributes["perm"].value) == [0, 2, 1, 3]  # (B, S, H, D): rows batch-first
+    gemm = next(n for n in ir_model.graph if n.op_type == "FusedMatMul")
+    assert gemm.outputs[0].name == "bsn"  # the GEMM writes the (B, S, N) tensor the residual Add reads
+
+
+@pytest.mark.parametrize("case", ["other_perm", "split_not_s_first", "split_batch_first_dim"])
+def test_gemm_row_order_leaves_other_layouts(case):
+    from greenrt.passes.gemm_row_order import GemmRowOrder
+
+    model, feeds = {
+        "other_perm": lambda: _mha_output_projection(perm2=(0, 2, 1)),
+        "split_not_s_first": lambda: _mha_output_projection(split=[2, -1, 12], x_shape=[5, 2, 12]),
+        "split_batch_first_dim": lambda: _mha_output_projection(split=[-1, 5, 12], x_shape=[5, 2, 12]),
+    }[case]()
+    reports = _check(model, [FuseMatMulBiasActivation(), GemmRowOrder()], feeds, {"FusedMatMul": 1})
+    assert reports[1].count == 0

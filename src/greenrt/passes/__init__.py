@@ -21,6 +21,7 @@ from .fuse_hardswish import FuseHardActivations
 from .fuse_layernorm import FuseLayerNorm
 from .fuse_matmul import FuseMatMulBiasActivation
 from .gather_to_slice import GatherToSlice
+from .gemm_row_order import GemmRowOrder
 from .remove_noops import RemoveNoops
 from .simplify_reshape import SimplifyReshape
 
@@ -43,6 +44,7 @@ def default_pipeline() -> list[GraphPass]:
         FuseAttention(),
         FuseConvActivation(),
         FuseMatMulBiasActivation(),
+        GemmRowOrder(),
         EliminateDeadCode(),
     ]
 

@@ -109,3 +109,13 @@ class FuseAttention(RewritePass[_Attention]):
         attrs = [ir.AttrFloat32("scale", m.scale), ir.AttrInt64("k_transposed", 1)]
         fused = ir.Node(GREENRT_DOMAIN, "ScaledDotProductAttention", [m.q, m.kt, m.v, m.mask], attrs, name=m.name)
         replace_node(graph, m.nodes, fused, m.out)
+        _state_head_dim(fused.outputs[0], m.v)
+
+
+def _state_head_dim(out: ir.Value, v: ir.Value) -> None:
+    """The attention's output has v's last dim: stated where shape inference lost it and v's is known (later
+    passes reason about the head layout: gemm_row_order)."""
+    if out.shape is None or v.shape is None or not len(out.shape) or not len(v.shape):
+        return
+    if not isinstance(out.shape[-1], int) and isinstance(v.shape[-1], int):
+        out.shape = ir.Shape([*list(out.shape)[:-1], v.shape[-1]])
