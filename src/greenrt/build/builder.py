@@ -234,9 +234,43 @@ def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, che
     if report.missing:
         log(f"tactics: {len(report.missing)} layer(s) not in the timing cache keep the op's default on the target "
             f"(first: {report.missing[0]}); take the cache again on the target with this model and --shapes")
+    if not report.reason or report.layers:
+        report.engine = _choose_compiled(runner, config, feeds, cache, target, log)
     if config.timing_cache and len(cache.entries) != entries_before:
         cache.save()
     return report
+
+
+def _choose_compiled(runner: Runner, config: BuildConfig, feeds, cache: TimingCache, target: dict | None, log):
+    """The engine as a whole: greenrt's executor or Inductor's compiled graph (build/tactics.choose_compiled), each
+    run as a session of the engine runs it (shape specialization, CUDA graphs on a GPU)."""
+    import shutil
+
+    from ..runtime.compiled import compiled_code_dir, plan_key
+    from .tactics import choose_compiled
+
+    plan, device = runner.plan, runner.device
+    keys: list[str] = []
+
+    def make_runner(compiled: str) -> Runner:
+        if compiled and not keys:
+            keys.append(f"build-{plan_key(plan, runner.executor.weights)}")
+        return Runner(plan, runner.executor.weights, device, precision=config.precision,
+                      channels_last=runner.channels_last, specialize=True, cuda_graphs=device.type == "cuda",
+                      compile_key=keys[0] if keys else None)
+
+    try:
+        choice = choose_compiled(make_runner, plan, feeds, config.opt_level, cache, config.precision or "fp32",
+                                 target=target)
+    finally:  # the build's own compiled code: a session compiles into the engine's folder at its first run
+        for key in keys:
+            shutil.rmtree(compiled_code_dir(key, device), ignore_errors=True)
+    if choice.timings_ms:
+        times = ", ".join(f"{k} {v:.3f} ms" for k, v in choice.timings_ms.items())
+        log(f"engine: {choice.winner} ({times}{'; from the timing cache' if choice.cached else ''})")
+    elif config.opt_level >= 4 and choice.reason:
+        log(f"engine: the executor ({choice.reason})")
+    return choice
 
 
 def _observe_made_up(model, ref_runner: Runner, config: BuildConfig, skipped: list, no_shapes_reason: str, log):

@@ -198,6 +198,7 @@ class TacticReport:
     shapes: dict[str, list[int]] = field(default_factory=dict)
     reason: str = ""  # why nothing was timed, where nothing was
     missing: list[str] = field(default_factory=list)  # a build for another device: layers its cache lacks
+    engine: Any = None  # CompiledChoice: the executor or Inductor for the engine as a whole
 
     def to_json(self) -> dict:
         out = {"opt_level": self.opt_level, "target": self.target, "timed": self.timed, "cached": self.cached,
@@ -205,6 +206,8 @@ class TacticReport:
                "layers": [c.to_json() for c in self.layers]}
         if self.missing:
             out["missing_from_cache"] = self.missing
+        if self.engine is not None:
+            out["engine"] = self.engine.to_json()
         return out
 
 
@@ -322,3 +325,81 @@ def _ops_with_tactics() -> set[tuple[str, str]]:
 
     load_all()
     return {k for k, v in TACTICS.items() if v}
+
+
+# -- the engine as a whole: greenrt's executor or Inductor's compiled graph -------------------------------------
+COMPILED_OPT_LEVEL = 4  # compiling costs tens of seconds at build and at each shape's first run: a wider search
+COMPILED_MIN_GAIN = 0.05  # kept only where it is at least this much faster (it costs a compile at first load)
+
+
+@dataclass
+class CompiledChoice:
+    winner: str  # "executor" | "inductor"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+    reason: str = ""
+    compile_seconds: float | None = None
+
+    def to_json(self) -> dict:
+        return {"winner": self.winner, "timings_ms": {k: round(v, 5) for k, v in self.timings_ms.items()},
+                "cached": self.cached, "reason": self.reason, "compile_seconds": self.compile_seconds}
+
+
+def choose_compiled(make_runner: Callable[[str], Any], plan, feeds: dict[str, torch.Tensor] | None,
+                    opt_level: int, cache: TimingCache, precision: str, target: dict | None = None,
+                    timer: Callable[[Callable[[], Any], int], float] | None = None) -> CompiledChoice:
+    """Time the whole engine on greenrt's executor and compiled by Inductor (``make_runner(compiled)`` gives a
+    session's runner for either) at ``feeds``; set ``plan.compiled`` to the faster where it wins by
+    COMPILED_MIN_GAIN. ``target``: another device's (a build without that GPU: the cache decides, or nothing)."""
+    plan.compiled = ""
+    if feeds is None:
+        return CompiledChoice("executor", reason="no inputs at a shape known to suit the model")
+    if opt_level < COMPILED_OPT_LEVEL:
+        return CompiledChoice("executor", reason=f"Inductor is a candidate from --opt-level {COMPILED_OPT_LEVEL}")
+    from ..runtime.fx_lowering import why_not_lowerable
+
+    for step in plan.steps:
+        reason = why_not_lowerable(step)
+        if reason is not None:
+            return CompiledChoice("executor", reason=f"{step.label} cannot be lowered to FX: it {reason}")
+    runner = make_runner("")
+    signature = {"op": "engine", "plan": _plan_digest(plan), "args": {k: _describe(v) for k, v in feeds.items()}}
+    key = cache_key(signature, target or target_of(runner.device))
+    entry = cache.entries.get(key)
+    if entry is not None and entry["winner"] in ("executor", "inductor"):
+        plan.compiled = "" if entry["winner"] == "executor" else "inductor"
+        return CompiledChoice(entry["winner"], dict(entry["timings_ms"]), cached=True)
+    if target is not None:
+        return CompiledChoice("executor", reason="not in the timing cache taken on the target")
+    timer = timer or _timer(runner.device)
+    runs = RUNS[opt_level]
+    timings = {"executor": timer(lambda: runner.run(feeds), runs)}
+    plan.compiled = "inductor"
+    compiled = make_runner("inductor")
+    t0 = time.perf_counter()
+    try:
+        want = runner.run(feeds)
+        got = compiled.run(feeds)
+    finally:
+        plan.compiled = ""
+    compile_seconds = round(time.perf_counter() - t0, 2)
+    inner = getattr(compiled, "_inner", None)
+    inner = getattr(inner, "specializer", inner) if not hasattr(inner, "failed") else inner
+    if getattr(inner, "failed", ""):
+        return CompiledChoice("executor", timings, reason=f"Inductor failed: {inner.failed}")
+    err = worst_error([max_rel_error(g, w) for g, w in zip(got, want) if isinstance(w, torch.Tensor)])
+    tol = default_rtol(precision)
+    if not err <= tol:
+        return CompiledChoice("executor", timings, reason=f"Inductor's output differs: max rel error {err:.2e}")
+    timings["inductor"] = timer(lambda: compiled.run(feeds), runs)
+    winner = "inductor" if timings["inductor"] < timings["executor"] * (1 - COMPILED_MIN_GAIN) else "executor"
+    plan.compiled = "inductor" if winner == "inductor" else ""
+    cache.entries[key] = {"signature": signature, "target": target or target_of(runner.device), "winner": winner,
+                          "timings_ms": {k: round(v, 5) for k, v in timings.items()}, "opt_level": opt_level}
+    return CompiledChoice(winner, timings, compile_seconds=compile_seconds)
+
+
+def _plan_digest(plan) -> str:
+    data = plan.to_json()
+    data.pop("compiled", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]

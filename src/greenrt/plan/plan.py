@@ -52,6 +52,9 @@ class Plan:
     constants: dict[str, Any]  # value name -> weight key (or {"strings": [...], "shape": [...]})
     opsets: dict[str, int]
     subplans: list["Plan"] = field(default_factory=list)
+    # how the runtime runs the data steps: "" = greenrt's executor, step by step; "inductor" = compiled by Inductor
+    # per input shape into a local cache (runtime/compiled.py), where the builder's timing found that faster
+    compiled: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -73,6 +76,7 @@ class Plan:
             constants=dict(data["constants"]),
             opsets={k: int(v) for k, v in data["opsets"].items()},
             subplans=[cls.from_json(p) for p in data.get("subplans", [])],
+            compiled=str(data.get("compiled", "")),
         )
 
     def all_steps(self):

@@ -31,7 +31,7 @@ def nhwc_input(value: torch.Tensor) -> torch.Tensor:
 class Runner:
     def __init__(self, plan: Plan, weights: Mapping[str, Any], device: torch.device | str, *,
                  precision: str | None = "fp32", channels_last: bool = False, specialize: bool = False,
-                 cuda_graphs: bool = False):
+                 cuda_graphs: bool = False, compile_key: str | None = None):
         self.device = torch.device(device)
         self.precision = precision
         self.channels_last = channels_last
@@ -41,6 +41,10 @@ class Runner:
             from .specialize import ShapeSpecializer
 
             self._inner = ShapeSpecializer(self.executor)
+            if plan.compiled == "inductor":  # runtime/compiled.py: the compiled-code cache keyed by the engine
+                from .compiled import CompiledSpecializer, plan_key
+
+                self._inner = CompiledSpecializer(self._inner, compile_key or plan_key(plan, weights))
             if cuda_graphs and self.device.type == "cuda":
                 from .cuda_graphs import CudaGraphRunner
 

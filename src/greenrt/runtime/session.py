@@ -82,7 +82,7 @@ class InferenceSession:
             config = engine.header.get("config", {})
             self.runner = Runner(engine.plan, engine.weights, self.device, precision=config.get("precision"),
                                  channels_last=bool(config.get("channels_last")), specialize=True,
-                                 cuda_graphs=cuda_graphs)
+                                 cuda_graphs=cuda_graphs, compile_key=engine.header["header_sha256"][:24])
         else:
             try:
                 from ..onnx.importer import load_model
