@@ -18,21 +18,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
+from bench.cpu_engine_ab import _median_ms  # noqa: E402  (the same timing as the other CPU A/B)
 from greenrt.tools.results import collect_metadata, command_line, make_record, write_results  # noqa: E402
 
 MODELS = ("resnet50", "mobilenet_v3_large", "efficientnet_lite0")
-
-
-def _median_ms(fn, runs: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
 
 
 def _export(name: str, folder: Path) -> Path:

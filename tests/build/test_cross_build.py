@@ -2,8 +2,8 @@
 
 The caches here are written in the test: a CPU build records each layer's signature (the very signatures a build
 on the GPU computes: bench/gpu_cross_build.py found all 49 tactic layers of ResNet-50 at batch 256 in the cache
-the H200 wrote, bench/results/cross_build_resnet50_h200.json), re-keyed for a GPU target with made-up timings,
-labelled so. The GPU half (the engine built here loads and runs on the H200) is bench/gpu_cross_build.py.
+the H200 wrote: the heavy test below), re-keyed for a GPU target with made-up timings,
+labelled so. The GPU half (the engine built here loads and runs on the H200) is bench/gpu_cross_build.py load.
 """
 
 from __future__ import annotations
