@@ -159,6 +159,30 @@ def build_parser() -> argparse.ArgumentParser:
     arg.add_seed(p, "seed of the first random input set (default 0)")
     arg.add_allow_mismatch(p)
 
+    p = sub.add_parser("calibrate", help="INT8 calibration: per-tensor ranges of a model on representative data",
+                       description="run the optimized fp32 graph on calibration data, one streaming histogram per "
+                                   "tensor, and write each tensor's INT8 clipping threshold to a calibration cache "
+                                   "(JSON) that later builds reuse; a cache made for another model, calibrator or "
+                                   "settings is refused, never used stale",
+                       epilog=arg.example("greenrt calibrate model.onnx --calib calib.npz",
+                                          "greenrt calibrate model.onnx --calib photos/ --calib-method percentile "
+                                          "--percentile 99.9 --calib-cache model.calib.json"),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="an .onnx file")
+    p.add_argument("--calib", metavar="DATA",
+                   help="an .npz file or a folder of them (one array per input, first axis = samples), a folder of "
+                        "images (one image input; see --calib-preprocess), or module:function returning feed dicts")
+    p.add_argument("--calib-method", default="entropy", choices=("entropy", "percentile", "minmax", "mse"),
+                   help="how a tensor's threshold is read from its histogram (default entropy, TensorRT's KL)")
+    p.add_argument("--percentile", type=float, default=99.99, help="--calib-method percentile: the percentile of "
+                                                                    "|x| kept unclipped (default 99.99)")
+    p.add_argument("--calib-cache", metavar="FILE", help="the calibration cache to reuse or write (default "
+                                                          "MODEL.calib.json)")
+    p.add_argument("--calib-batch", type=int, default=8, metavar="N", help="samples per run (default 8)")
+    p.add_argument("--calib-preprocess", metavar="SPEC",
+                   help="images: resize=256,crop=224,mean=0.485/0.456/0.406,std=0.229/0.224/0.225,layout=nchw "
+                        "(the default)")
+
     p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos",
                        description="the main job: EfficientNet-Lite0 (ImageNet weights) on real photos, greenrt vs "
                                    "onnxruntime: answers, error, latency and energy",

@@ -143,6 +143,46 @@ def cmd_build(args) -> int:
     return EXIT_OK
 
 
+def cmd_calibrate(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..build.calibration import calibrate, open_calibration_data
+    from ..runtime.session import InferenceSession
+
+    model = Path(args.model)
+    if model.suffix != ".onnx" or not model.is_file():
+        raise GreenrtError(f"greenrt calibrate takes an .onnx file; {model} is not one")
+    cache = Path(args.calib_cache or model.with_suffix(".calib.json"))
+    source = None
+    if args.calib:
+        names = [arg.name for arg in InferenceSession(model).get_inputs()]
+        source = open_calibration_data(args.calib, names, args.calib_preprocess)
+    with Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("calibrating", total=source.samples if source else None)
+        result = calibrate(model, source, method=args.calib_method, percentile=args.percentile,
+                           batch_size=args.calib_batch, cache=cache,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+    how = "reused (made for this model, calibrator and settings)" if result.reused else "written"
+    console.print(f"{escape(str(cache))}: {how}; {result.method} over {result.samples} samples of "
+                  f"{escape(result.data)}, {len(result.ranges)} tensors", highlight=False)
+    stats = result.stats
+    table = Table(title="widest clipping (threshold / max |x| seen)")
+    for col in ("tensor", "threshold", "max |x|", "kept"):
+        table.add_column(col, justify="left" if col == "tensor" else "right")
+    ratio = {k: v / stats[k]["amax"] for k, v in result.ranges.items() if stats.get(k, {}).get("amax")}
+    for name in sorted(ratio, key=ratio.get)[:8]:
+        table.add_row(escape(name), f"{result.ranges[name]:.4g}", f"{stats[name]['amax']:.4g}", f"{ratio[name]:.1%}")
+    if ratio:
+        console.print(table)
+    bad = {k: s["nonfinite"] for k, s in stats.items() if s.get("nonfinite")}
+    if bad:
+        first = next(iter(bad))
+        console.print(f"[yellow]warning:[/yellow] {len(bad)} tensor(s) held NaN or inf on this data (left out of "
+                      f"their ranges), first {escape(first)}: {bad[first]} values", highlight=False)
+    return EXIT_OK
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 

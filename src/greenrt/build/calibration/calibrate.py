@@ -1,0 +1,176 @@
+"""Calibrate: run the optimized fp32 graph on calibration data, one streaming histogram per float tensor, and read
+each tensor's INT8 clipping threshold with the chosen calibrator (histogram.py). The result is a calibration
+cache (JSON, per-tensor thresholds) keyed by the model's graph, the calibrator and its settings: reused by later
+builds with the same key, refused with a message naming what changed otherwise (never silently stale).
+
+Memory does not grow with the number of samples: batches stream from the source and each tensor keeps a fixed-size
+histogram (BINS int64 counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ...errors import GreenrtError
+from ...version import __version__
+from .data import CalibrationDataError, CalibrationSource
+from .histogram import BINS, DEFAULT_PERCENTILE, METHODS, AbsHistogram, threshold
+
+CACHE_FORMAT = "greenrt-calibration-cache/1"
+
+
+def graph_sha256(model_path: str | Path) -> str:
+    """The model file's bytes and this greenrt's version (the optimized graph's tensor names come from its passes):
+    what a calibration cache is valid for."""
+    h = hashlib.sha256()
+    with open(model_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    h.update(f"greenrt {__version__}".encode())
+    return h.hexdigest()
+
+
+@dataclass
+class Calibration:
+    graph_sha256: str
+    method: str
+    settings: dict[str, Any]
+    samples: int
+    data: str
+    ranges: dict[str, float]  # tensor -> threshold (amax) for symmetric INT8
+    stats: dict[str, dict] = field(default_factory=dict)  # tensor -> what its histogram saw
+    reused: bool = False
+
+    def to_json(self) -> dict:
+        return {"format": CACHE_FORMAT, "graph_sha256": self.graph_sha256, "method": self.method,
+                "settings": self.settings, "samples": self.samples, "data": self.data,
+                "ranges": dict(sorted(self.ranges.items())), "stats": dict(sorted(self.stats.items()))}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        tmp.replace(path)
+        return path
+
+
+def settings_of(method: str, percentile: float) -> dict[str, Any]:
+    settings: dict[str, Any] = {"bins": BINS}
+    if method == "percentile":
+        settings["percentile"] = percentile
+    return settings
+
+
+def load_cache(path: str | Path, graph: str, method: str, settings: dict) -> Calibration:
+    """The calibration in ``path`` if it was made for this graph, calibrator and settings; else a GreenrtError
+    saying which of them differs."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GreenrtError(f"calibration cache {path}: not readable as JSON ({exc}); delete it to calibrate "
+                           "again") from None
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("ranges"), dict):
+        raise GreenrtError(f"calibration cache {path}: not a {CACHE_FORMAT} file; delete it to calibrate again")
+    stale = []
+    if data.get("graph_sha256") != graph:
+        stale.append("the model (or greenrt's version) changed since it was made")
+    if data.get("method") != method:
+        stale.append(f"it was made with --calib-method {data.get('method')}, this run asks for {method}")
+    if data.get("settings") != settings:
+        stale.append(f"its settings {data.get('settings')} differ from this run's {settings}")
+    if stale:
+        raise GreenrtError(f"calibration cache {path} is stale: {'; '.join(stale)}. Delete it (or pass another "
+                           "--calib-cache) to calibrate again with --calib DATA, or run with the settings it was "
+                           "made with")
+    bad = [k for k, v in data["ranges"].items() if not (isinstance(v, (int, float)) and v >= 0 and np.isfinite(v))]
+    if bad:
+        raise GreenrtError(f"calibration cache {path}: tensor {bad[0]!r} has no valid range; delete it to "
+                           "calibrate again")
+    return Calibration(graph, method, settings, int(data.get("samples", 0)), str(data.get("data", "")),
+                       {k: float(v) for k, v in data["ranges"].items()}, dict(data.get("stats", {})), reused=True)
+
+
+def calibrate(model_path: str | Path, source: CalibrationSource | None, method: str = "entropy",
+              percentile: float = DEFAULT_PERCENTILE, batch_size: int = 8, cache: str | Path | None = None,
+              progress: Callable[[int, int | None], None] | None = None) -> Calibration:
+    """Per-tensor INT8 thresholds of ``model_path``'s optimized graph over ``source`` (reused from ``cache`` when it
+    was made for the same graph, method and settings; written there otherwise)."""
+    if method not in METHODS:
+        raise GreenrtError(f"--calib-method {method!r}: choose one of {', '.join(METHODS)}")
+    if batch_size < 1:
+        raise GreenrtError(f"--calib-batch {batch_size}: expected at least 1")
+    graph = graph_sha256(model_path)
+    settings = settings_of(method, percentile)
+    if method == "percentile" and not 0 < percentile <= 100:
+        raise GreenrtError(f"--percentile {percentile}: expected a value in (0, 100], e.g. 99.99")
+    if cache is not None and Path(cache).exists():
+        return load_cache(cache, graph, method, settings)
+    if source is None:
+        raise GreenrtError("calibration needs data (--calib DATA: .npz files, a folder of images or "
+                           "module:function) or a calibration cache made for this model (--calib-cache FILE)")
+    histograms, samples = _observe(model_path, source, batch_size, progress)
+    if samples == 0:
+        raise CalibrationDataError(f"--calib {source.describe}: holds no samples")
+    ranges = {name: threshold(h, method, percentile) for name, h in histograms.items()}
+    stats = {name: h.to_json() for name, h in histograms.items()}
+    result = Calibration(graph, method, settings, samples, source.describe, ranges, stats)
+    if cache is not None:
+        result.save(cache)
+    return result
+
+
+def _observe(model_path, source: CalibrationSource, batch_size: int,
+             progress) -> tuple[dict[str, AbsHistogram], int]:
+    from ...onnx.dtypes import numpy_to_torch
+    from ...onnx.importer import load_model
+    from ...passes import optimize
+    from ...plan.compile import compile_model
+    from ...runtime.runner import Runner
+
+    model = load_model(model_path)
+    optimize(model)
+    plan, weights = compile_model(model)
+    runner = Runner(plan, weights, "cpu", precision="fp32")
+    inputs = {s.name for s in plan.inputs} - set(plan.constants)
+    histograms: dict[str, AbsHistogram] = {}
+
+    def record(name: str, value: Any) -> None:
+        if not name or not isinstance(value, torch.Tensor) or not value.is_floating_point() or not value.numel():
+            return
+        histograms.setdefault(name, AbsHistogram()).add(value.detach().float().numpy())
+
+    def observer(step, outputs) -> None:
+        for name, value in zip(step.outputs, outputs):
+            record(name, value)
+
+    samples = 0
+    for i, batch in enumerate(source.batches(batch_size)):
+        if set(batch) != inputs:
+            raise CalibrationDataError(f"--calib {source.describe}: batch {i} has {sorted(batch)}, the model's inputs "
+                                       f"are {sorted(inputs)}")
+        feeds = {}
+        for name, array in batch.items():
+            try:
+                feeds[name] = numpy_to_torch(np.ascontiguousarray(array), "cpu")
+            except (TypeError, ValueError) as exc:
+                raise CalibrationDataError(f"--calib {source.describe}: input {name!r} in batch {i}: {exc}") from None
+            record(name, feeds[name])
+        try:
+            with torch.inference_mode():
+                runner.run(feeds, observer=observer)
+        except GreenrtError as exc:
+            shapes = {k: list(v.shape) for k, v in feeds.items()}
+            raise CalibrationDataError(f"--calib {source.describe}: the model does not run on batch {i} {shapes}: "
+                                       f"{exc}") from None
+        samples += next(iter(feeds.values())).shape[0] if feeds else 0
+        if progress is not None:
+            progress(samples, source.samples)
+    return histograms, samples
