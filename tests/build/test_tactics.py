@@ -360,3 +360,20 @@ def test_a_gemm_over_a_permuted_input_has_both_row_orders_and_each_is_right(tmp_
     ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert got.shape == ref.shape == (7, 3, 24)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_arguments_do_not_turn_the_fused_conv_off_for_the_process():
+    """A conv given the wrong channel count fails in oneDNN's fused call and in the plain conv alike: the error is
+    the plain conv's, and the fused path stays on for the calls after it (it once turned itself off for good)."""
+    from greenrt.ops import fused
+
+    assert fused._ONEDNN["ok"]
+    w, b = torch.randn(8, 3, 3, 3), torch.randn(8)
+    attrs = {"auto_pad": "NOTSET", "dilations": [1, 1], "group": 1, "kernel_shape": [3, 3], "pads": [1, 1, 1, 1],
+             "strides": [1, 1]}
+    with pytest.raises(RuntimeError):
+        fused._onednn_conv(torch.randn(2, 5, 12, 12), w, b, None, "Relu", [], attrs)
+    assert fused._ONEDNN["ok"]
+    x = torch.randn(2, 3, 12, 12)
+    got = fused._onednn_conv(x, w, b, None, "Relu", [], attrs)
+    torch.testing.assert_close(got, torch.relu(torch.nn.functional.conv2d(x, w, b, padding=1)), rtol=1e-4, atol=1e-4)

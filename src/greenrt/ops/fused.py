@@ -153,9 +153,12 @@ def _cudnn_conv_relu(x, w, b, z, activation, attrs):
         if z is None:
             return torch.cudnn_convolution_relu(x, w, b, stride, pads[:2], dilation, attrs["group"])
         return torch.cudnn_convolution_add_relu(x, w, z, 1.0, b, stride, pads[:2], dilation, attrs["group"])
-    except RuntimeError:  # this torch/cuDNN build lacks the fused call: use the unfused path from now on
+    except RuntimeError:
+        # the unfused path on the same arguments: if it fails too, the arguments are at fault (its error is the one
+        # to see, and the fused call stays on); if it runs, this torch/cuDNN build lacks the fused call: off from now
+        y = _conv_then_epilogue(x, w, b, z, activation, [], attrs)
         _CUDNN_FUSED["ok"] = False
-        return None
+        return y
 
 
 _ONEDNN = {"ok": hasattr(torch.ops, "mkldnn") and torch.backends.mkldnn.is_available()}
@@ -204,9 +207,11 @@ def _onednn_conv(x, w, b, z, activation, params, attrs):
         return torch.ops.mkldnn._convolution_pointwise.binary(
             x, z, w, b, pads[:2], stride, dilation, attrs["group"], "add", None,
             None if unary[0] == "none" else unary[0], [], "")
-    except RuntimeError:  # this torch build lacks the fused call or the case: use the unfused path from now on
+    except RuntimeError:  # as for cuDNN above: bad arguments raise the unfused path's error, a missing call turns
+        # the fused path off from now on
+        y = _conv_then_epilogue(x, w, b, z, activation, params, attrs)
         _ONEDNN["ok"] = False
-        return None
+        return y
 
 
 @op("FusedMatMul", 1, domain=GREENRT)
