@@ -139,3 +139,32 @@ def test_where_inductor_fails_the_engine_runs_on_the_executor_and_says_so(mlp, t
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # said once
         runner.run({"x": torch.from_numpy(x[:2])})
+
+
+class _FakeRunner:
+    device = torch.device("cpu")
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+        self._inner = type("Inner", (), {"failed": ""})()
+
+    def run(self, feeds):
+        return self.outputs
+
+
+@pytest.mark.parametrize("compiled_off, kept", [(0.03, True), (0.05, False)])
+def test_inductor_is_judged_against_the_fp32_graph_next_to_the_executors_own_error(compiled_off, kept):
+    """fp16 engines round: the executor is 2% off the fp32 graph here, so a compiled graph 3% off passes (within
+    twice the executor's error) and one 5% off does not; compared with each other, both would have failed."""
+    from greenrt.plan.plan import Plan
+
+    ref = torch.linspace(1.0, 2.0, 16)
+    runners = {"": _FakeRunner([ref * 1.02]), "inductor": _FakeRunner([ref * (1 + compiled_off)])}
+    plan = Plan(inputs=[], outputs=[], steps=[], constants={}, opsets={})
+    times = iter([2.0, 1.0])
+    choice = tactics_stage.choose_compiled(lambda compiled: runners[compiled], plan, {"x": ref}, 4,
+                                           tactics_stage.TimingCache(), "fp16", reference=[ref],
+                                           timer=lambda run, runs: next(times))
+    assert (choice.winner == "inductor") == kept and (plan.compiled == "inductor") == kept
+    if not kept:
+        assert "vs the fp32 graph, over 4.00e-02" in choice.reason

@@ -235,13 +235,14 @@ def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, che
         log(f"tactics: {len(report.missing)} layer(s) not in the timing cache keep the op's default on the target "
             f"(first: {report.missing[0]}); take the cache again on the target with this model and --shapes")
     if not report.reason or report.layers:
-        report.engine = _choose_compiled(runner, config, feeds, cache, target, log)
+        report.engine = _choose_compiled(runner, ref_runner, config, feeds, cache, target, log)
     if config.timing_cache and len(cache.entries) != entries_before:
         cache.save()
     return report
 
 
-def _choose_compiled(runner: Runner, config: BuildConfig, feeds, cache: TimingCache, target: dict | None, log):
+def _choose_compiled(runner: Runner, ref_runner: Runner, config: BuildConfig, feeds, cache: TimingCache,
+                     target: dict | None, log):
     """The engine as a whole: greenrt's executor or Inductor's compiled graph (build/tactics.choose_compiled), each
     run as a session of the engine runs it (shape specialization, CUDA graphs on a GPU)."""
     import shutil
@@ -259,9 +260,16 @@ def _choose_compiled(runner: Runner, config: BuildConfig, feeds, cache: TimingCa
                       channels_last=runner.channels_last, specialize=True, cuda_graphs=device.type == "cuda",
                       compile_key=keys[0] if keys else None)
 
+    def reference() -> list | None:  # the unoptimized fp32 graph at the timing inputs, for the accuracy check
+        try:
+            return [o.clone() if isinstance(o, torch.Tensor) else o for o in ref_runner.run(feeds)]
+        except GreenrtError:
+            return None
+
     try:
+        ref = reference() if feeds is not None and config.opt_level >= 4 and target is None else None
         choice = choose_compiled(make_runner, plan, feeds, config.opt_level, cache, config.precision or "fp32",
-                                 target=target)
+                                 target=target, reference=ref)
     finally:  # the build's own compiled code: a session compiles into the engine's folder at its first run
         for key in keys:
             shutil.rmtree(compiled_code_dir(key, device), ignore_errors=True)

@@ -347,10 +347,16 @@ class CompiledChoice:
 
 def choose_compiled(make_runner: Callable[[str], Any], plan, feeds: dict[str, torch.Tensor] | None,
                     opt_level: int, cache: TimingCache, precision: str, target: dict | None = None,
-                    timer: Callable[[Callable[[], Any], int], float] | None = None) -> CompiledChoice:
+                    timer: Callable[[Callable[[], Any], int], float] | None = None,
+                    reference: list | None = None) -> CompiledChoice:
     """Time the whole engine on greenrt's executor and compiled by Inductor (``make_runner(compiled)`` gives a
     session's runner for either) at ``feeds``; set ``plan.compiled`` to the faster where it wins by
-    COMPILED_MIN_GAIN. ``target``: another device's (a build without that GPU: the cache decides, or nothing)."""
+    COMPILED_MIN_GAIN. ``target``: another device's (a build without that GPU: the cache decides, or nothing).
+
+    The compiled graph's accuracy is judged against ``reference`` (the fp32 graph's outputs at ``feeds``) where
+    given, next to the executor's own error: it passes within the precision's tolerance or twice the executor's
+    error, whichever is larger (in fp16 both round, differently; comparing the two with each other would reject a
+    compiled graph as accurate as the executor). Without a reference, against the executor's outputs."""
     plan.compiled = ""
     if feeds is None:
         return CompiledChoice("executor", reason="no inputs at a shape known to suit the model")
@@ -387,10 +393,16 @@ def choose_compiled(make_runner: Callable[[str], Any], plan, feeds: dict[str, to
     inner = getattr(inner, "specializer", inner) if not hasattr(inner, "failed") else inner
     if getattr(inner, "failed", ""):
         return CompiledChoice("executor", timings, reason=f"Inductor failed: {inner.failed}")
-    err = worst_error([max_rel_error(g, w) for g, w in zip(got, want) if isinstance(w, torch.Tensor)])
     tol = default_rtol(precision)
-    if not err <= tol:
-        return CompiledChoice("executor", timings, reason=f"Inductor's output differs: max rel error {err:.2e}")
+    if reference is not None:
+        err = _max_rel_error(tuple(got), tuple(reference))
+        allowed = max(tol, 2 * _max_rel_error(tuple(want), tuple(reference)))
+        judged = "vs the fp32 graph"
+    else:
+        err, allowed, judged = _max_rel_error(tuple(got), tuple(want)), tol, "vs the executor"
+    if not err <= allowed:
+        return CompiledChoice("executor", timings, reason=f"Inductor's output differs: max rel error {err:.2e} "
+                                                          f"{judged}, over {allowed:.2e}")
     timings["inductor"] = timer(lambda: compiled.run(feeds), runs)
     winner = "inductor" if timings["inductor"] < timings["executor"] * (1 - COMPILED_MIN_GAIN) else "executor"
     plan.compiled = "inductor" if winner == "inductor" else ""
