@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -321,8 +322,9 @@ def _sdpa_runs(kernel: str):
         q = args[0]
         if not (q.is_cuda and q.dtype in (torch.float16, torch.bfloat16)):
             return False
-        try:
-            with torch.inference_mode():
+        try:  # torch warns why a kernel does not apply before it raises: the answer here is the no, not the warning
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
                 _sdpa_with(kernel, args, attrs, strict=True)
         except RuntimeError:
             return False
