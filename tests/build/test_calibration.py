@@ -180,3 +180,27 @@ def test_cli_calibrate_prints_the_widest_clipping_and_refuses_a_stale_cache(conv
     assert "reused" in capsys.readouterr().out
     assert main(["calibrate", str(convnet), "--calib", str(data), "--calib-method", "mse"]) == 2
     assert "is stale" in capsys.readouterr().err
+
+
+def test_drift_check_names_the_tensors_at_risk_on_shifted_data(convnet, tmp_path, capsys):
+    """Calibrated on N(0, 1) inputs; checked on more of the same (fits), on inputs three times brighter (the input
+    and layers after it clip far more often: recalibrate, exit 1), and on darkened ones (a tenth of the range: the
+    calibrated INT8 steps are too coarse for them, also named)."""
+    rng = np.random.default_rng(7)
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((64, 3, 12, 12)).astype(np.float32))
+    np.savez(tmp_path / "same.npz", x=rng.standard_normal((32, 3, 12, 12)).astype(np.float32))
+    np.savez(tmp_path / "bright.npz", x=3 * rng.standard_normal((32, 3, 12, 12)).astype(np.float32))
+    np.savez(tmp_path / "dark.npz", x=0.1 * rng.standard_normal((32, 3, 12, 12)).astype(np.float32))
+    assert main(["calibrate", str(convnet), "--calib", str(tmp_path / "calib.npz"), "--calib-method", "percentile",
+                 "--percentile", "99.9"]) == 0
+    capsys.readouterr()
+    assert main(["calibrate", str(convnet), "--check", str(tmp_path / "same.npz")]) == 0
+    assert "still fits" in capsys.readouterr().out
+    assert main(["calibrate", str(convnet), "--check", str(tmp_path / "bright.npz")]) == 1
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "recalibrate:" in out and "clips" in out and " x " in out.replace("│", " ")
+    assert main(["calibrate", str(convnet), "--check", str(tmp_path / "dark.npz")]) == 1
+    assert "of its calibrated range" in capsys.readouterr().out.replace("\n", " ")
+    (tmp_path / "convnet.calib.json").unlink()
+    assert main(["calibrate", str(convnet), "--check", str(tmp_path / "same.npz")]) == 2
+    assert "calibrate first" in capsys.readouterr().err

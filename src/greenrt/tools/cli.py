@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-cache", metavar="FILE", help="the calibration cache to reuse or write (default "
                                                           "MODEL.calib.json)")
     p.add_argument("--calib-batch", type=int, default=8, metavar="N", help="samples per run (default 8)")
+    p.add_argument("--check", metavar="DATA",
+                   help="drift check: run DATA (same forms as --calib) against the calibration cache and name the "
+                        "tensors whose values now clip far more often or use under half of their calibrated range; "
+                        "exit 1 when it advises recalibrating")
     p.add_argument("--calib-preprocess", metavar="SPEC",
                    help="images: resize=256,crop=224,mean=0.485/0.456/0.406,std=0.229/0.224/0.225,layout=nchw "
                         "(the default)")

@@ -153,6 +153,8 @@ def cmd_calibrate(args) -> int:
     if model.suffix != ".onnx" or not model.is_file():
         raise GreenrtError(f"greenrt calibrate takes an .onnx file; {model} is not one")
     cache = Path(args.calib_cache or model.with_suffix(".calib.json"))
+    if args.check:
+        return _calibration_drift(model, cache, args)
     source = None
     if args.calib:
         names = [arg.name for arg in InferenceSession(model).get_inputs()]
@@ -180,6 +182,39 @@ def cmd_calibrate(args) -> int:
         first = next(iter(bad))
         console.print(f"[yellow]warning:[/yellow] {len(bad)} tensor(s) held NaN or inf on this data (left out of "
                       f"their ranges), first {escape(first)}: {bad[first]} values", highlight=False)
+    return EXIT_OK
+
+
+def _calibration_drift(model: Path, cache: Path, args) -> int:
+    from ..build.calibration import check_drift, graph_sha256, load_cache, open_calibration_data
+    from ..runtime.session import InferenceSession
+
+    if not cache.exists():
+        raise GreenrtError(f"--check compares new data with a calibration: {cache} does not exist (calibrate first, "
+                           "or name it with --calib-cache)")
+    try:
+        made = json.loads(cache.read_text())
+    except (OSError, ValueError) as exc:
+        raise GreenrtError(f"calibration cache {cache}: not readable as JSON ({exc})") from None
+    calibration = load_cache(cache, graph_sha256(model), str(made.get("method")), made.get("settings"))
+    names = [arg.name for arg in InferenceSession(model).get_inputs()]
+    source = open_calibration_data(args.check, names, args.calib_preprocess)
+    drifts = check_drift(model, calibration, source, batch_size=args.calib_batch)
+    at_risk = sorted((d for d in drifts if d.risk), key=lambda d: (-d.clipped_now, d.range_ratio))
+    table = Table(title=f"drift of {escape(args.check)} against {escape(str(cache))}")
+    for col in ("tensor", "clipped at calibration", "clipped now", "max |x| now / then", "risk"):
+        table.add_column(col, justify="left" if col in ("tensor", "risk") else "right")
+    worst = sorted(drifts, key=lambda d: (not d.risk, -d.clipped_now, d.range_ratio))[:10]
+    for d in worst:
+        table.add_row(escape(d.tensor), f"{d.clipped_then:.3%}", f"{d.clipped_now:.3%}", f"{d.range_ratio:.2f}",
+                      escape(d.risk or "-"))
+    console.print(table)
+    if at_risk:
+        console.print(f"recalibrate: {len(at_risk)} of {len(drifts)} tensors at risk on this data (first "
+                      f"{escape(at_risk[0].tensor)}: {escape(at_risk[0].risk)})", highlight=False)
+        return EXIT_MISMATCH
+    console.print(f"the calibration still fits this data: none of {len(drifts)} tensors clips much more often or "
+                  "uses under half of its range", highlight=False)
     return EXIT_OK
 
 

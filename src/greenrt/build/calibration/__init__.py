@@ -7,10 +7,11 @@ threshold from them (histogram.py), and the run and its cache (calibrate.py).
     result.ranges["conv1_output"]      # the clipping threshold of symmetric INT8 for that tensor
 """
 
-from .calibrate import CACHE_FORMAT, Calibration, calibrate, graph_sha256, load_cache
+from .calibrate import CACHE_FORMAT, Calibration, Drift, calibrate, check_drift, graph_sha256, load_cache
 from .data import CalibrationDataError, CalibrationSource, ImageSpec, open_calibration_data
 from .histogram import BINS, DEFAULT_PERCENTILE, METHODS, AbsHistogram, threshold
 
 __all__ = ["AbsHistogram", "BINS", "CACHE_FORMAT", "Calibration", "CalibrationDataError", "CalibrationSource",
-           "DEFAULT_PERCENTILE", "ImageSpec", "METHODS", "calibrate", "graph_sha256", "load_cache",
+           "DEFAULT_PERCENTILE", "Drift", "ImageSpec", "METHODS", "calibrate", "check_drift", "graph_sha256",
+           "load_cache",
            "open_calibration_data", "threshold"]

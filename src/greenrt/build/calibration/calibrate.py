@@ -120,7 +120,7 @@ def calibrate(model_path: str | Path, source: CalibrationSource | None, method: 
     if samples == 0:
         raise CalibrationDataError(f"--calib {source.describe}: holds no samples")
     ranges = {name: threshold(h, method, percentile) for name, h in histograms.items()}
-    stats = {name: h.to_json() for name, h in histograms.items()}
+    stats = {name: h.to_json() | {"clipped": h.above(ranges[name])} for name, h in histograms.items()}
     result = Calibration(graph, method, settings, samples, source.describe, ranges, stats)
     if cache is not None:
         result.save(cache)
@@ -174,3 +174,48 @@ def _observe(model_path, source: CalibrationSource, batch_size: int,
         if progress is not None:
             progress(samples, source.samples)
     return histograms, samples
+
+
+# -- drift: does new data still fit a calibration? ---------------------------------------------------------------
+CLIP_GROWTH = 2.0  # a tensor clips at least this many times more often than on the calibration data...
+CLIP_FLOOR = 1e-3  # ...and more than this fraction of its values: at risk
+RANGE_SHRINK = 0.5  # or its values use under half of the calibrated range: INT8 resolution thrown away
+
+
+@dataclass
+class Drift:
+    tensor: str
+    clipped_then: float
+    clipped_now: float
+    range_ratio: float  # max |x| now / max |x| at calibration
+    risk: str  # "" where none
+
+    def to_json(self) -> dict:
+        return {"tensor": self.tensor, "clipped_then": self.clipped_then, "clipped_now": self.clipped_now,
+                "range_ratio": self.range_ratio, "risk": self.risk}
+
+
+def check_drift(model_path: str | Path, calibration: Calibration, source: CalibrationSource, batch_size: int = 8,
+                progress: Callable[[int, int | None], None] | None = None) -> list[Drift]:
+    """Each calibrated tensor on new data: how often its values now pass the calibrated threshold (clipping) and
+    how its range compares; a tensor is at risk where clipping grew CLIP_GROWTH-fold past CLIP_FLOOR, or where its
+    values use under RANGE_SHRINK of the calibrated range."""
+    histograms, samples = _observe(model_path, source, batch_size, progress)
+    if samples == 0:
+        raise CalibrationDataError(f"--check {source.describe}: holds no samples")
+    out = []
+    for name, t in calibration.ranges.items():
+        h = histograms.get(name)
+        then = calibration.stats.get(name, {})
+        if h is None or not then.get("amax"):
+            continue
+        now = h.above(t)
+        before = float(then.get("clipped", 0.0))
+        ratio = h.amax / then["amax"]
+        risk = ""
+        if now > CLIP_FLOOR and now > CLIP_GROWTH * before:
+            risk = f"clips {now:.2%} of its values (at calibration {before:.2%})"
+        elif ratio < RANGE_SHRINK:
+            risk = f"uses {ratio:.0%} of its calibrated range"
+        out.append(Drift(name, before, now, ratio, risk))
+    return out

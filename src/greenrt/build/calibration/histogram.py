@@ -80,6 +80,13 @@ class AbsHistogram:
     def width(self) -> float:
         return self.range / self.bins if self.range else 0.0
 
+    def above(self, t: float) -> float:
+        """The fraction of the values seen whose |x| exceeds ``t`` (clipped at that threshold), to the bin."""
+        if self.total == 0 or self.range == 0.0:
+            return 0.0
+        first = min(self.bins, int(math.ceil(t / self.width))) if t > 0 else 0
+        return float(self.counts[first:].sum()) / self.total
+
     def to_json(self) -> dict:
         return {"range": self.range, "amax": self.amax, "total": self.total, "nonfinite": self.nonfinite}
 
