@@ -63,13 +63,18 @@ def _reference(path, x):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
 
 
-def test_inductor_is_kept_where_faster_and_its_code_lives_in_the_local_cache(mlp, tmp_path, cache_root, monkeypatch):
+def test_inductor_is_kept_where_faster_and_its_code_lives_in_the_local_cache(mlp, tmp_path, cache_root, monkeypatch,
+                                                                             capsys):
     monkeypatch.setattr(tactics_stage, "_timer", _timer_favouring("inductor"))
     header = build_engine(mlp, tmp_path / "e.engine", _config(opt_level=4, timing_cache=str(tmp_path / "tc.json")),
                           log=lambda m: None)
     choice = header["report"]["tactics"]["engine"]
     assert choice["winner"] == "inductor" and set(choice["timings_ms"]) == {"executor", "inductor"}
     assert header["plan"]["compiled"] == "inductor"
+    from greenrt.tools.cli import main
+
+    assert main(["inspect", "model", str(tmp_path / "e.engine")]) == 0
+    assert "engine: runs compiled by Inductor" in capsys.readouterr().out.replace("\n", " ")
     assert not list(cache_root.glob("build-*"))  # the build's own compiled code is not kept
     # the engine file holds the choice, no code: its plan names no compiled artefact
     assert b"cpp_wrapper" not in (tmp_path / "e.engine").read_bytes()

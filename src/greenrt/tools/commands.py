@@ -457,6 +457,7 @@ def _print_tactics(tactics: dict | None) -> None:
     if not tactics:
         console.print("tactics: none recorded (an engine from before the tactic stage)", highlight=False)
         return
+    _print_engine_choice(tactics.get("engine"))
     layers = tactics.get("layers", [])
     head = (f"tactics (opt level {tactics.get('opt_level')}, at {tactics.get('shapes') or '-'}): {tactics.get('timed', 0)} "
             f"layer(s) timed, {tactics.get('cached', 0)} from the timing cache")
@@ -474,6 +475,18 @@ def _print_tactics(tactics: dict | None) -> None:
         table.add_row(escape(layer.get("layer", "")), escape(layer.get("op", "")), escape(layer.get("winner", "")),
                       escape(cells), "cache" if layer.get("cached") else "timed")
     console.print(table)
+
+
+def _print_engine_choice(choice: dict | None) -> None:
+    """How the engine runs as a whole: greenrt's executor, or compiled by Inductor, and the timings that chose it."""
+    if not choice:
+        return
+    runs = "compiled by Inductor (code built at first run into the local compiled-code cache)" \
+        if choice.get("winner") == "inductor" else "on greenrt's executor"
+    timings = ", ".join(f"{k} {v:.4f} ms" for k, v in sorted(choice.get("timings_ms", {}).items(), key=lambda kv: kv[1]))
+    why = timings or choice.get("reason") or ""
+    source = "; from the timing cache" if choice.get("cached") else ""
+    console.print(escape(f"engine: runs {runs}" + (f" ({why}{source})" if why else "")), highlight=False)
 
 
 def _engine_for(path: str, device: str | None = None):
