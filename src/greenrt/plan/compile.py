@@ -138,6 +138,12 @@ class _Compiler:
             if REGISTRY.known(domain, node.op_type):
                 have = REGISTRY.versions(domain, node.op_type)
                 self.problems.append(f"{label}: opset {opset} is older than any implementation (have {have})")
+            elif domain == "com.microsoft" and node.op_type.startswith(("QLinear", "QAttention", "QGemm", "QOrdered",
+                                                                            "DynamicQuantize", "MatMulInteger")):
+                self.problems.append(
+                    f"{label}: onnxruntime's own quantized op, outside the ONNX standard and not supported by greenrt; "
+                    "quantize in the QDQ format instead (onnxruntime.quantization.quantize_static(..., "
+                    "quant_format=QuantFormat.QDQ)) or give greenrt the float model")
             elif domain:
                 self.problems.append(f"{label}: domain {domain!r} is not supported by greenrt")
             else:
