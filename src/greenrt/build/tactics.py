@@ -38,6 +38,7 @@ from ..ops.tactics import TACTICS, Tactic, candidates
 from ..host import cpu_name
 from ..plan.engine_file import current_device_info, current_versions
 from .accuracy import default_rtol, max_rel_error, worst_error
+from .jsonfile import read_json, write_json
 
 CACHE_FORMAT = "greenrt-timing-cache/1"
 RUNS = {1: 3, 2: 5, 3: 10, 4: 20, 5: 50}  # timed runs per candidate at each --opt-level
@@ -98,11 +99,7 @@ class TimingCache:
         path = Path(path)
         if not path.exists():
             return cls(path=path)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise GreenrtError(f"timing cache {path}: not readable as JSON ({exc}); delete it or pass another "
-                               "--timing-cache") from None
+        data = read_json(path, "timing cache", "delete it or pass another --timing-cache")
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("entries"), dict):
             raise GreenrtError(f"timing cache {path}: not a {CACHE_FORMAT} file; delete it or pass another "
                                "--timing-cache")
@@ -123,12 +120,8 @@ class TimingCache:
         return added
 
     def save(self, path: str | Path | None = None) -> Path:
-        path = Path(path or self.path)
-        data = {"format": CACHE_FORMAT, "entries": dict(sorted(self.entries.items()))}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        tmp.replace(path)  # a crash mid-write never leaves a truncated cache
-        return path
+        return write_json(Path(path or self.path),
+                          {"format": CACHE_FORMAT, "entries": dict(sorted(self.entries.items()))})
 
 
 # -- timing -----------------------------------------------------------------------------------------------------

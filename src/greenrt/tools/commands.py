@@ -146,8 +146,7 @@ def cmd_build(args) -> int:
 def cmd_calibrate(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..build.calibration import calibrate, open_calibration_data
-    from ..runtime.session import InferenceSession
+    from ..build.calibration import calibrate, model_input_names, open_calibration_data
 
     model = Path(args.model)
     if model.suffix != ".onnx" or not model.is_file():
@@ -157,8 +156,7 @@ def cmd_calibrate(args) -> int:
         return _calibration_drift(model, cache, args)
     source = None
     if args.calib:
-        names = [arg.name for arg in InferenceSession(model).get_inputs()]
-        source = open_calibration_data(args.calib, names, args.calib_preprocess)
+        source = open_calibration_data(args.calib, model_input_names(model), args.calib_preprocess)
     with Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("calibrating", total=source.samples if source else None)
@@ -186,19 +184,13 @@ def cmd_calibrate(args) -> int:
 
 
 def _calibration_drift(model: Path, cache: Path, args) -> int:
-    from ..build.calibration import check_drift, graph_sha256, load_cache, open_calibration_data
-    from ..runtime.session import InferenceSession
+    from ..build.calibration import check_drift, graph_sha256, load_cache, model_input_names, open_calibration_data
 
     if not cache.exists():
         raise GreenrtError(f"--check compares new data with a calibration: {cache} does not exist (calibrate first, "
                            "or name it with --calib-cache)")
-    try:
-        made = json.loads(cache.read_text())
-    except (OSError, ValueError) as exc:
-        raise GreenrtError(f"calibration cache {cache}: not readable as JSON ({exc})") from None
-    calibration = load_cache(cache, graph_sha256(model), str(made.get("method")), made.get("settings"))
-    names = [arg.name for arg in InferenceSession(model).get_inputs()]
-    source = open_calibration_data(args.check, names, args.calib_preprocess)
+    calibration = load_cache(cache, graph_sha256(model))  # with the calibrator and settings it was made with
+    source = open_calibration_data(args.check, model_input_names(model), args.calib_preprocess)
     drifts = check_drift(model, calibration, source, batch_size=args.calib_batch)
     at_risk = sorted((d for d in drifts if d.risk), key=lambda d: (-d.clipped_now, d.range_ratio))
     table = Table(title=f"drift of {escape(args.check)} against {escape(str(cache))}")

@@ -10,7 +10,6 @@ histogram (BINS int64 counts).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,10 +19,24 @@ import torch
 
 from ...errors import GreenrtError
 from ...version import __version__
+from ..jsonfile import read_json, write_json
 from .data import CalibrationDataError, CalibrationSource
 from .histogram import BINS, DEFAULT_PERCENTILE, METHODS, AbsHistogram, threshold
 
 CACHE_FORMAT = "greenrt-calibration-cache/1"
+
+
+def model_input_names(model_path: str | Path) -> list[str]:
+    """The model's inputs that calibration data must feed (graph inputs that are not initializers), read from the
+    ONNX file without building it."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+    except Exception as exc:  # noqa: BLE001  (any reason the file is not a model)
+        raise GreenrtError(f"{model_path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    initializers = {t.name for t in graph.initializer}
+    return [v.name for v in graph.input if v.name not in initializers]
 
 
 def graph_sha256(model_path: str | Path) -> str:
@@ -54,11 +67,7 @@ class Calibration:
                 "ranges": dict(sorted(self.ranges.items())), "stats": dict(sorted(self.stats.items()))}
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        tmp.replace(path)
-        return path
+        return write_json(Path(path), self.to_json())
 
 
 def settings_of(method: str, percentile: float) -> dict[str, Any]:
@@ -68,17 +77,15 @@ def settings_of(method: str, percentile: float) -> dict[str, Any]:
     return settings
 
 
-def load_cache(path: str | Path, graph: str, method: str, settings: dict) -> Calibration:
-    """The calibration in ``path`` if it was made for this graph, calibrator and settings; else a GreenrtError
-    saying which of them differs."""
+def load_cache(path: str | Path, graph: str, method: str | None = None, settings: dict | None = None) -> Calibration:
+    """The calibration in ``path`` if it was made for this graph, calibrator and settings (None: whichever it was
+    made with); else a GreenrtError saying which of them differs."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GreenrtError(f"calibration cache {path}: not readable as JSON ({exc}); delete it to calibrate "
-                           "again") from None
+    data = read_json(path, "calibration cache", "delete it to calibrate again")
     if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("ranges"), dict):
         raise GreenrtError(f"calibration cache {path}: not a {CACHE_FORMAT} file; delete it to calibrate again")
+    method = data.get("method") if method is None else method
+    settings = data.get("settings") if settings is None else settings
     stale = []
     if data.get("graph_sha256") != graph:
         stale.append("the model (or greenrt's version) changed since it was made")
