@@ -59,7 +59,7 @@ def take(out: Path, with_resnet50: bool) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     onnx.save(convnet_model(), "/tmp/convnet.onnx")
-    convnet_cache = out / "convnet_fp16.timing-cache.json"  # tests/build/data/h200_... once taken on the H200
+    convnet_cache = out / "convnet_fp16.timing-cache.json"
     build_engine("/tmp/convnet.onnx", "/tmp/convnet.engine",
                  BuildConfig(device="cuda", precision="fp16", timing_cache=str(convnet_cache),
                              profiles=[parse_profile("x:1x3x12x12/4x3x12x12/8x3x12x12")]), log=print)

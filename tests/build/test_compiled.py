@@ -151,7 +151,7 @@ class _FakeRunner:
 
     def __init__(self, outputs):
         self.outputs = outputs
-        self._inner = type("Inner", (), {"failed": ""})()
+        self.compiled = type("Compiled", (), {"failed": ""})()
 
     def run(self, feeds):
         return self.outputs

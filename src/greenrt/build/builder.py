@@ -247,7 +247,7 @@ def _choose_compiled(runner: Runner, ref_runner: Runner, config: BuildConfig, fe
     run as a session of the engine runs it (shape specialization, CUDA graphs on a GPU)."""
     import shutil
 
-    from ..runtime.compiled import compiled_code_dir, plan_key
+    from ..runtime.compiled import compiled_code_path, plan_key
     from .tactics import choose_compiled
 
     plan, device = runner.plan, runner.device
@@ -272,7 +272,7 @@ def _choose_compiled(runner: Runner, ref_runner: Runner, config: BuildConfig, fe
                                  target=target, reference=ref)
     finally:  # the build's own compiled code: a session compiles into the engine's folder at its first run
         for key in keys:
-            shutil.rmtree(compiled_code_dir(key, device), ignore_errors=True)
+            shutil.rmtree(compiled_code_path(key, device), ignore_errors=True)
     if choice.timings_ms:
         times = ", ".join(f"{k} {v:.3f} ms" for k, v in choice.timings_ms.items())
         log(f"engine: {choice.winner} ({times}{'; from the timing cache' if choice.cached else ''})")

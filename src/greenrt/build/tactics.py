@@ -382,10 +382,9 @@ def choose_compiled(make_runner: Callable[[str], Any], plan, feeds: dict[str, to
     finally:
         plan.compiled = ""
     compile_seconds = round(time.perf_counter() - t0, 2)
-    inner = getattr(compiled, "_inner", None)
-    inner = getattr(inner, "specializer", inner) if not hasattr(inner, "failed") else inner
-    if getattr(inner, "failed", ""):
-        return CompiledChoice("executor", timings, reason=f"Inductor failed: {inner.failed}")
+    if compiled.compiled is None or compiled.compiled.failed:
+        failed = compiled.compiled.failed if compiled.compiled is not None else "the runner did not compile"
+        return CompiledChoice("executor", timings, reason=f"Inductor failed: {failed}")
     tol = default_rtol(precision)
     if reference is not None:
         err = _max_rel_error(tuple(got), tuple(reference))

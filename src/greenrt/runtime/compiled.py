@@ -43,10 +43,15 @@ def _versions(device: torch.device) -> dict:
     return out
 
 
+def compiled_code_path(key: str, device: torch.device) -> Path:
+    """Where one engine's compiled code for ``device`` lives on this machine (nothing created)."""
+    return cache_root() / f"{key}-{device.type}"
+
+
 def compiled_code_dir(key: str, device: torch.device) -> Path:
     """The folder of one engine's compiled code on this machine: created with a record of the versions it is for;
     wiped first when that record names other versions (a stale cache is rebuilt, never reused)."""
-    folder = cache_root() / f"{key}-{device.type}"
+    folder = compiled_code_path(key, device)
     meta_path = folder / "greenrt.json"
     want = {"format": COMPILED_FORMAT, "key": key, "versions": _versions(device)}
     try:

@@ -37,6 +37,7 @@ class Runner:
         self.channels_last = channels_last
         self.executor = Executor(plan, weights, self.device, channels_last=channels_last)
         self._inner: Any = self.executor
+        self.compiled: Any = None  # the CompiledSpecializer of an engine compiled by Inductor (its .failed says why not)
         if specialize or cuda_graphs:
             from .specialize import ShapeSpecializer
 
@@ -44,7 +45,7 @@ class Runner:
             if plan.compiled == "inductor":  # runtime/compiled.py: the compiled-code cache keyed by the engine
                 from .compiled import CompiledSpecializer, plan_key
 
-                self._inner = CompiledSpecializer(self._inner, compile_key or plan_key(plan, weights))
+                self._inner = self.compiled = CompiledSpecializer(self._inner, compile_key or plan_key(plan, weights))
             if cuda_graphs and self.device.type == "cuda":
                 from .cuda_graphs import CudaGraphRunner
 
