@@ -76,7 +76,7 @@ def profile_for(path: Path, batch: int, shapes: str):
 
 
 def run_model(name: str, device: str, precision: str, vs: list[str], duration: float | None, folder: Path,
-              log) -> list[dict]:
+              log, opt_level: int | None = None) -> list[dict]:
     from greenrt.build import BuildConfig, build_engine
     from greenrt.build.inputs import parse_shapes
     from greenrt.tools.bench import BenchConfig, run_bench
@@ -89,8 +89,9 @@ def run_model(name: str, device: str, precision: str, vs: list[str], duration: f
         batches = [1] if fixed_batch else [1, big]
         engine = folder / f"{name}_{precision}.engine"
         t0 = time.perf_counter()
-        build_engine(onnx_path, engine, BuildConfig(device=device, precision=precision, profiles=[profile]),
-                     log=lambda m: None)
+        extra = {} if opt_level is None else {"opt_level": opt_level}
+        header = build_engine(onnx_path, engine, BuildConfig(device=device, precision=precision, profiles=[profile],
+                                                             **extra), log=lambda m: None)
         build_s = time.perf_counter() - t0
         try:
             if factory:
@@ -116,6 +117,9 @@ def run_model(name: str, device: str, precision: str, vs: list[str], duration: f
         rec["source"] = sm.describe(name)
         if rec["runner"].startswith("greenrt"):
             rec["build_s"] = round(build_s, 2)
+            if opt_level is not None:
+                rec["opt_level"] = opt_level
+            rec["engine_choice"] = header.get("report", {}).get("tactics", {}).get("engine")
     if fixed_batch:
         log(f"{name}: the model's batch is fixed at 1; only batch 1 was run")
     return records
@@ -222,6 +226,8 @@ def main() -> int:
     ap.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"])
     ap.add_argument("--models", default=",".join(SUITE), help="comma-separated subset of " + ",".join(SUITE))
     ap.add_argument("--vs", default="onnxruntime,eager,eager-cudagraph,torch-compile")
+    ap.add_argument("--opt-level", type=int, default=None, help="the build's --opt-level (greenrt's default if unset; "
+                    "4 adds Inductor's whole-engine candidate)")
     ap.add_argument("--duration", type=float, default=None, help="steady window per runner (bench's default)")
     ap.add_argument("--out")
     ap.add_argument("--plot", metavar="RESULTS", help="write RESULTS' plot as a PNG beside it and stop")
@@ -245,7 +251,7 @@ def main() -> int:
         for name in names:
             print(f"== {name}", flush=True)
             records += run_model(name, args.device, args.precision, vs, args.duration, Path(tmp),
-                                 log=lambda m: print("  " + m, flush=True))
+                                 log=lambda m: print("  " + m, flush=True), opt_level=args.opt_level)
             write_results(args.out, metadata, records)  # after every model: a stopped run keeps what it finished
     ran = [r for r in records if r.get("status") == "ok" and r["runner"].startswith("greenrt")]
     print(f"wrote {args.out}: {len(records)} records, greenrt ran {len(ran)} model-batches")
