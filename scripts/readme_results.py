@@ -492,6 +492,40 @@ def _suite_transformers(r: dict[str, Results]) -> str:
                   "ratios compare with the table above),")
 
 
+def _suite_opt4(r: dict[str, Results]) -> str:
+    name = "h100-2026-12-07-opt4.json"
+    f = r[name]
+    choices = []
+    for model in dict.fromkeys(x["model"] for x in f.records):
+        rec = next(x for x in f.where(model=model) if x["runner"].startswith("greenrt"))
+        choice = rec["engine_choice"]
+        t = choice["timings_ms"]
+        choices.append(f"{model} {choice['winner']} ({ms(t['executor'])} executor / {ms(t['inductor'])} Inductor)")
+    table = _suite(r, name, "The suite at `--opt-level 4`",
+                   "With Inductor's whole-engine candidate timed against greenrt's executor at the profile's opt "
+                   "shape and kept where faster (an H100 again: same-run ratios only),")
+    return table + "\n\n" + para("Engine-wide choice at build time, per model (the opt batch's GPU time per call): "
+                                  + "; ".join(choices) + ".")
+
+
+def _cross_build(r: dict[str, Results]) -> str:
+    f = r["cross_build_h100.json"]
+    rec = f.records[0]
+    built = rec["built_on"]
+    t = built["tactics"]
+    speed = rec["throughput_img_s_python_loop_at_opt_batch"]
+    return para(
+        f"**An engine built without a GPU** (`bench/gpu_cross_build.py roundtrip`: the timing cache taken on the GPU, "
+        f"the {rec['model']} {rec['precision']} engine built in a process that sees no GPU, then loaded on the GPU): "
+        f"built in {num(built['seconds'])} s with {t['cached']} tactic layers from the cache, {t['timed']} timed; "
+        f"loaded on the {rec['loaded_on']} in {num(rec['load_seconds'])} s, the same tactics as a build there: "
+        f"{'yes' if rec['same_tactics_as_a_build_on_this_gpu'] else 'no'}; max rel err vs onnxruntime fp32 "
+        f"{err(rec['max_rel_err_vs_onnxruntime_fp32'])}, top-1 agreement "
+        f"{num(rec['top1_agreement_vs_onnxruntime_fp32'])} at batch {rec['batch']}; {img_per_s(speed['cross_built'])} "
+        f"cross-built vs {img_per_s(speed['built_here'])} built there (a Python loop, not the bench). Source: "
+        f"{f.cite(('torch',))}.")
+
+
 def _cpu_compiled(r: dict[str, Results]) -> str:
     f = r["cpu_compiled_ab.json"]
     parts = []
@@ -550,7 +584,7 @@ def block_measured(r: dict[str, Results]) -> str:
     intro = para("Rendered by `python scripts/readme_results.py` from the files under `bench/results/` "
                  "(greenrt-results/1, `src/greenrt/tools/results.py`); the test suite fails when this section and "
                  "the files disagree. Each source is one run; every ratio compares runners of the same run.")
-    sections = [intro, _suite(r), _suite_transformers(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
+    sections = [intro, _suite(r), _suite_transformers(r), _suite_opt4(r), _cross_build(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
                 _node_counts(r),
                 _cpu_ab(r), _cpu_compiled(r), _sensitivity(r), _install(r)]
     return "\n" + "\n\n".join(sections) + "\n"
