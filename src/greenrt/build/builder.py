@@ -132,8 +132,10 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     # the precision stage sees the samples, else the random inputs that ran
     prec_feeds = [c for c in checks if c.kind == "sample"] or checks
 
+    if config.int8:
+        report["int8"] = _quantize_int8(model_path, model, config, log, progress)
     if config.precision in ("fp16", "bf16"):
-        overrides = parse_layer_precision(config.layer_precision) if config.layer_precision else []
+        overrides = [(p, v) for p, v in parse_layer_precision(config.layer_precision) if v != "int8"]
         prec_config = PrecisionConfig(config.precision, overrides)
         observed = None
         if prec_feeds:
@@ -200,6 +202,32 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     log(f"wrote {output} ({Path(output).stat().st_size / 2**20:.1f} MiB) in {seconds:.1f} s")
     header["build"] = {"seconds": round(seconds, 3), "tactic_seconds": round(tactics.seconds, 3)}
     return header
+
+
+def _quantize_int8(model_path, model, config: BuildConfig, log, progress) -> dict:
+    """The INT8 stage: the calibration (reused from --calib-cache where it was made for this model and calibrator,
+    else run over --calib and written there), then the convs and GEMMs rewritten as INT8 layers (precision/int8.py)."""
+    from ..precision.int8 import quantize_int8
+    from .calibration import calibrate, model_input_names, open_calibration_data
+
+    source = None
+    if config.calib and not (config.calib_cache and Path(config.calib_cache).exists()):
+        source = open_calibration_data(config.calib, model_input_names(model_path), config.calib_preprocess)
+    step = (lambda done, total: progress("calibrating", done, total)) if progress else None
+    t0 = time.perf_counter()
+    calibration = calibrate(model_path, source, method=config.calib_method, percentile=config.percentile,
+                            batch_size=config.calib_batch, cache=config.calib_cache, progress=step)
+    how = (f"calibration cache {config.calib_cache} reused" if calibration.reused else
+           f"calibrated over {calibration.samples} samples of {calibration.data}" +
+           (f", cache written to {config.calib_cache}" if config.calib_cache else ""))
+    log(f"int8: {how} ({calibration.method}, {len(calibration.ranges)} tensors, {time.perf_counter() - t0:.1f} s)")
+    rules = parse_layer_precision(config.layer_precision) if config.layer_precision else []
+    quantized = quantize_int8(model, calibration.ranges, rules)
+    log(quantized.summary())
+    return quantized.to_json() | {"calibration": {
+        "method": calibration.method, "settings": calibration.settings, "samples": calibration.samples,
+        "data": calibration.data, "cache": config.calib_cache, "reused": calibration.reused,
+        "seconds": round(time.perf_counter() - t0, 2)}}
 
 
 def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, checks: list[CheckInputs], log,

@@ -30,6 +30,14 @@ class BuildConfig:
     inputs: list[str] = field(default_factory=list)  # .npz sample input files (CLI); or samples= in the API
     opt_level: int = DEFAULT_OPT_LEVEL  # 0: the ops' heuristics, no timing; 1-5: time each layer's tactics, more runs
     timing_cache: str | None = None  # JSON file of tactic timings: read (a hit times nothing) and updated
+    # INT8 (precision/int8.py): convs and GEMMs in INT8 from a calibration, the rest in ``precision``
+    int8: bool = False
+    calib: str | None = None  # calibration data: .npz file(s), an image folder or module:function
+    calib_method: str = "entropy"
+    percentile: float = 99.99
+    calib_cache: str | None = None  # calibration cache to reuse (when made for this model and calibrator) or write
+    calib_batch: int = 8
+    calib_preprocess: str | None = None  # image folders: the preprocessing spec (calibration/data.py ImageSpec)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -41,13 +49,21 @@ class BuildConfig:
         if self.precision not in PRECISIONS:
             raise GreenrtError(f"precision {self.precision!r} is not one of {PRECISIONS}")
         reduced = self.precision in ("fp16", "bf16")
+        if self.int8 and not (self.calib or self.calib_cache):
+            raise GreenrtError("an INT8 build needs calibration: --calib DATA (.npz files, a folder of images or "
+                               "module:function) or --calib-cache FILE made for this model")
+        if not self.int8 and (self.calib or self.calib_cache):
+            raise GreenrtError("--calib / --calib-cache calibrate an INT8 build: add --int8 (or drop them)")
+        if self.int8 and self.max_error is not None:
+            raise GreenrtError("max_error keeps fp16/bf16 layers fp32 in a float build; in an INT8 build choose the "
+                               "layers to keep float with --layer-precision (e.g. 'head/*=fp16')")
         if self.max_error is not None and not reduced:
             raise GreenrtError(f"max_error searches which layers to keep fp32 in an fp16 or bf16 build; this build is "
                                f"{self.precision}: build in fp16 or bf16, or drop max_error")
-        if self.layer_precision and not reduced:
-            raise GreenrtError(f"layer_precision {self.layer_precision!r} sets per-layer precision inside an fp16 or "
-                               f"bf16 build; this build is {self.precision}, where every layer runs {self.precision}: "
-                               "build in fp16 or bf16, or drop layer_precision")
+        if self.layer_precision and not (reduced or self.int8):
+            raise GreenrtError(f"layer_precision {self.layer_precision!r} sets per-layer precision inside an fp16, "
+                               f"bf16 or INT8 build; this build is {self.precision}, where every layer runs {self.precision}: "
+                               "build in fp16, bf16 or INT8 (--int8), or drop layer_precision")
         if self.error_outputs and self.max_error is None:
             raise GreenrtError("error_outputs names the outputs max_error applies to; set max_error too")
         if self.opt_level not in OPT_LEVELS:
@@ -73,6 +89,20 @@ def build_command(model_path, config: BuildConfig) -> str:
     parts = ["greenrt", "build", str(model_path), "--device", config.device]
     if config.precision != "fp32":
         parts.append(f"--{config.precision}")
+    if config.int8:
+        parts.append("--int8")
+        if config.calib:
+            parts += ["--calib", str(config.calib)]
+        if config.calib_method != "entropy":
+            parts += ["--calib-method", config.calib_method]
+        if config.calib_method == "percentile" and config.percentile != 99.99:
+            parts += ["--percentile", f"{config.percentile:g}"]
+        if config.calib_cache:
+            parts += ["--calib-cache", str(config.calib_cache)]
+        if config.calib_batch != 8:
+            parts += ["--calib-batch", str(config.calib_batch)]
+        if config.calib_preprocess:
+            parts += ["--calib-preprocess", config.calib_preprocess]
     for p in config.profiles:
         spec = ",".join(f"{n}:{'x'.join(map(str, a))}/{'x'.join(map(str, b))}/{'x'.join(map(str, c))}"
                         for n, (a, b, c) in p.shapes.items())

@@ -36,6 +36,7 @@ FAMILIES = (
     "ml",
     "training",
     "fused",
+    "int8",
 )
 
 _loaded = False

@@ -72,6 +72,7 @@ FP32_ONLY_OPS = frozenset({
     "NonMaxSuppression",
     *RANDOM_OPS, "EyeLike",
     "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+    "QConv", "QMatMul",  # greenrt's INT8 layers (ops/int8.py): integer inputs, their float epilogue stays fp32
     "DFT", "STFT", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix",
     "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss",
     "TfIdfVectorizer",  # float output whatever the input

@@ -20,14 +20,16 @@ _ALIASES = {
     "fp16": "fp16", "float16": "fp16", "half": "fp16", "f16": "fp16",
     "bf16": "bf16", "bfloat16": "bf16",
     "tf32": "tf32",
+    "int8": "int8",  # a layer rule only (--layer-precision in an --int8 build): the engine's default is a float
 }
+LAYER_PRECISIONS = PRECISIONS + ("int8",)
 
 
-def normalize_precision(name: str, what: str = "precision") -> str:
+def normalize_precision(name: str, what: str = "precision", allowed: tuple[str, ...] = PRECISIONS) -> str:
     """'FP16', 'float16', 'half' -> 'fp16'; GreenrtError naming the value otherwise."""
     key = str(name).strip().lower()
-    if key not in _ALIASES:
-        raise GreenrtError(f"{what} {name!r} is not one of {', '.join(PRECISIONS)}")
+    if key not in _ALIASES or _ALIASES[key] not in allowed:
+        raise GreenrtError(f"{what} {name!r} is not one of {', '.join(allowed)}")
     return _ALIASES[key]
 
 
@@ -93,9 +95,9 @@ def parse_layer_precision(spec: str) -> list[tuple[str, str]]:
             raise GreenrtError(f"layer precision item {item!r} has no precision after '=' "
                                f"(one of {', '.join(PRECISIONS)})")
         try:
-            precision = normalize_precision(value)
+            precision = normalize_precision(value, allowed=LAYER_PRECISIONS)
         except GreenrtError:
-            raise GreenrtError(f"layer precision item {item!r}: {value!r} is not one of {', '.join(PRECISIONS)}"
-                               ) from None
+            raise GreenrtError(f"layer precision item {item!r}: {value!r} is not one of "
+                               f"{', '.join(LAYER_PRECISIONS)}") from None
         rules.append((pattern, precision))
     return rules

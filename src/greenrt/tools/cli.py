@@ -41,6 +41,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_calibration_args(p, cache_default: str) -> None:
+    """INT8 calibration's options, the same in `greenrt calibrate` and `greenrt build --int8`."""
+    g = p.add_argument_group("INT8 calibration")
+    g.add_argument("--calib", metavar="DATA",
+                   help="an .npz file or a folder of them (one array per input, first axis = samples), a folder of "
+                        "images (one image input; see --calib-preprocess), or module:function returning feed dicts")
+    g.add_argument("--calib-method", default="entropy", choices=("entropy", "percentile", "minmax", "mse"),
+                   help="how a tensor's threshold is read from its histogram (default entropy, TensorRT's KL)")
+    g.add_argument("--percentile", type=float, default=99.99, help="--calib-method percentile: the percentile of "
+                                                                    "|x| kept unclipped (default 99.99)")
+    g.add_argument("--calib-cache", metavar="FILE", help=f"the calibration cache to reuse or write ({cache_default})")
+    g.add_argument("--calib-batch", type=int, default=8, metavar="N", help="samples per run (default 8)")
+    g.add_argument("--calib-preprocess", metavar="SPEC",
+                   help="images: resize=256,crop=224,mean=0.485/0.456/0.406,std=0.229/0.224/0.225,layout=nchw "
+                        "(the default)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="greenrt", description="ONNX inference optimizer and runtime over torch")
     parser.add_argument("--version", action="store_true", help="print versions and exit")
@@ -58,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("fp16", "bf16", "tf32"):
         prec.add_argument(f"--{name}", dest="precision", action="store_const", const=name,
                           help=f"build in {name} (the same as --precision {name})")
+    p.add_argument("--int8", action="store_true",
+                   help="convs and GEMMs in INT8 from a calibration (--calib DATA or --calib-cache FILE), the rest in "
+                        "the engine precision; keep chosen layers float with --layer-precision 'NAME=fp16'")
     p.add_argument("--layer-precision", default="",
                    help="per-layer precision by node name or op type, wildcards: 'encoder.*.softmax=fp32,Softmax=fp32'")
     arg.add_shapes(p, profiles=True)
@@ -82,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing-cache", metavar="FILE",
                    help="tactic timings to reuse and add to (JSON, created if missing): a layer found in it for "
                         "this device and these library versions is not timed again")
+    _add_calibration_args(p, cache_default="default: none, calibrate every build")
 
     p = sub.add_parser("run", help="run a model through greenrt",
                        epilog=arg.example("greenrt run model.engine --inputs in.npz --save-outputs out.npz",
@@ -169,23 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
                                           "--percentile 99.9 --calib-cache model.calib.json"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="an .onnx file")
-    p.add_argument("--calib", metavar="DATA",
-                   help="an .npz file or a folder of them (one array per input, first axis = samples), a folder of "
-                        "images (one image input; see --calib-preprocess), or module:function returning feed dicts")
-    p.add_argument("--calib-method", default="entropy", choices=("entropy", "percentile", "minmax", "mse"),
-                   help="how a tensor's threshold is read from its histogram (default entropy, TensorRT's KL)")
-    p.add_argument("--percentile", type=float, default=99.99, help="--calib-method percentile: the percentile of "
-                                                                    "|x| kept unclipped (default 99.99)")
-    p.add_argument("--calib-cache", metavar="FILE", help="the calibration cache to reuse or write (default "
-                                                          "MODEL.calib.json)")
-    p.add_argument("--calib-batch", type=int, default=8, metavar="N", help="samples per run (default 8)")
+    _add_calibration_args(p, cache_default="MODEL.calib.json")
     p.add_argument("--check", metavar="DATA",
                    help="drift check: run DATA (same forms as --calib) against the calibration cache and name the "
                         "tensors whose values now clip far more often or use under half of their calibrated range; "
                         "exit 1 when it advises recalibrating")
-    p.add_argument("--calib-preprocess", metavar="SPEC",
-                   help="images: resize=256,crop=224,mean=0.485/0.456/0.406,std=0.229/0.224/0.225,layout=nchw "
-                        "(the default)")
 
     p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos",
                        description="the main job: EfficientNet-Lite0 (ImageNet weights) on real photos, greenrt vs "

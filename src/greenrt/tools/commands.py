@@ -135,11 +135,20 @@ def cmd_build(args) -> int:
         inputs=list(args.inputs),
         opt_level=args.opt_level,
         timing_cache=args.timing_cache,
+        int8=args.int8,
+        calib=args.calib,
+        calib_method=args.calib_method,
+        percentile=args.percentile,
+        calib_cache=args.calib_cache,
+        calib_batch=args.calib_batch,
+        calib_preprocess=args.calib_preprocess,
     )
     output = args.output or str(Path(args.model).with_suffix(".engine"))
     with console.status("building") as status:
         build_engine(args.model, output, config, log=lambda msg: console.print(escape(msg), highlight=False),
-                     progress=lambda what, done, total: status.update(f"building: {what}, layer {done} of {total}"))
+                     progress=lambda what, done, total: status.update(
+                         f"building: {what}, {'sample' if what == 'calibrating' else 'layer'} {done} of "
+                         f"{total if total is not None else '?'}"))
     return EXIT_OK
 
 

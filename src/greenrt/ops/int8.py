@@ -1,0 +1,141 @@
+"""INT8 layers of the quantized graph (domain ``greenrt``): a conv or a GEMM on integer inputs with a float epilogue.
+
+    QConv(X, W, W_scale, B?, Z?, W_zp?)    = epilogue(ConvInteger(X - x_zp, W - W_zp))
+    QMatMul(A, W, W_scale, B?, Z?, W_zp?)  = epilogue(MatMulInteger(A - a_zp, W - W_zp))    (trans_w: W is [N, K])
+
+    epilogue(acc) = requantize(act(float32(acc) * (x_scale * W_scale[c]) + B + Z))
+
+X is int8 or uint8 with the scalar scale and zero point in the attributes (``x_scale``, ``x_zero_point``; per-tensor
+activations); W is int8 or uint8 per output channel (``W_scale`` 1-D over the output channels or a scalar; symmetric
+weights have no ``W_zp``). B is float (added after scaling) or int32 (added to the accumulator, in units of
+x_scale * W_scale[c], as onnxruntime's QLinearConv bias). Z is the residual: float, or integer with ``z_scale`` and
+``z_zero_point``. ``out_dtype`` is the ONNX element type of the output: FLOAT (1) or FLOAT16 (10), or INT8 (3) /
+UINT8 (2) with ``y_scale`` and ``y_zero_point``: round half to even of y * float32(1 / y_scale), plus the zero point,
+saturated. So a layer feeding another INT8 layer hands it INT8 directly, with no dequantize/quantize between them.
+
+This is the reference INT8 execution, exact on every device: the products of the integer inputs are accumulated in
+float64, where every partial sum is an integer below 2**53, so the accumulator equals int32 arithmetic's wherever
+int32 does not overflow (the quantization stage refuses layers whose reduction could: K * 255 * 255 >= 2**31). The
+epilogue is float32, as the fused kernels' (cuDNN's graph API, the Hopper issue's) is; those kernels are tactics of
+these ops and are checked against this.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..onnx.dtypes import to_torch_dtype
+from .conv import _conv_nd
+from .fused import _activation
+from .registry import op
+
+GREENRT = "greenrt"
+FLOAT, UINT8, INT8, FLOAT16 = 1, 2, 3, 10
+INTEGER_OUT = (INT8, UINT8)
+# the largest reduction length whose int32 accumulator cannot overflow for any uint8/int8 inputs
+MAX_EXACT_K = (2**31 - 1) // (255 * 255)
+
+
+def _shifted(v: torch.Tensor, zero_point, axis: int | None = None) -> torch.Tensor:
+    """v - zero_point in float64 (exact for 8-bit integers); a 1-D zero point runs along ``axis``."""
+    vf = v.to(torch.float64)
+    if zero_point is None:
+        return vf
+    if isinstance(zero_point, (int, float)):
+        return vf - float(zero_point) if zero_point else vf
+    zf = zero_point.to(torch.float64)
+    if zf.dim() == 1 and zf.numel() > 1 and axis is not None:
+        shape = [1] * v.dim()
+        shape[axis] = -1
+        zf = zf.reshape(shape)
+    return vf - zf.reshape(zf.shape if zf.numel() > 1 else [])
+
+
+def _check_integer(name: str, t: torch.Tensor) -> None:
+    if t.dtype not in (torch.int8, torch.uint8):
+        raise TypeError(f"{name} must be int8 or uint8 (a quantized tensor), got {str(t.dtype).removeprefix('torch.')}")
+
+
+def _channel_shape(c_axis: int, rank: int) -> list[int]:
+    shape = [1] * rank
+    shape[c_axis] = -1
+    return shape
+
+
+def epilogue(acc: torch.Tensor, c_axis: int, x_scale: float, w_scale: torch.Tensor, b, z, *, z_scale: float,
+             z_zero_point: int, activation: str, activation_params, out_dtype: int, y_scale: float,
+             y_zero_point: int) -> torch.Tensor:
+    """The float32 epilogue of an exact integer accumulator ``acc`` (float64) over output channels at ``c_axis``."""
+    shape = _channel_shape(c_axis, acc.dim())
+    if b is not None and not b.is_floating_point():
+        acc = acc + b.to(torch.float64).reshape(shape)  # an int32 bias joins the accumulator, exactly
+        b = None
+    scale = (torch.tensor(x_scale, dtype=torch.float32, device=acc.device) * w_scale.to(torch.float32))
+    y = acc.to(torch.float32) * (scale.reshape(shape) if scale.numel() > 1 else scale.reshape([]))
+    if b is not None:
+        y = y + b.to(torch.float32).reshape(shape)
+    if z is not None:
+        if z.is_floating_point():
+            y = y + z.to(torch.float32)
+        else:
+            y = y + (z.to(torch.float32) - float(z_zero_point)) * float(z_scale)
+    y = _activation(activation, list(activation_params))(y)
+    if out_dtype in INTEGER_OUT:
+        if not y_scale > 0:
+            raise ValueError(f"an integer output (out_dtype {out_dtype}) needs y_scale > 0, got {y_scale}")
+        dtype = torch.int8 if out_dtype == INT8 else torch.uint8
+        info = torch.iinfo(dtype)
+        inv = torch.tensor(1.0 / y_scale, dtype=torch.float32, device=y.device)
+        q = torch.round(y * inv) + float(y_zero_point)
+        q = torch.nan_to_num(q, nan=float(info.min))
+        return q.clamp(info.min, info.max).to(dtype)
+    return y.to(to_torch_dtype(out_dtype))
+
+
+def _common(x_scale, w_scale, out_dtype, y_scale):
+    if not x_scale > 0:
+        raise ValueError(f"x_scale must be > 0, got {x_scale}")
+    if out_dtype not in (FLOAT, FLOAT16, INT8, UINT8):
+        raise ValueError(f"out_dtype {out_dtype}: expected FLOAT (1), FLOAT16 (10), INT8 (3) or UINT8 (2)")
+    if w_scale.numel() and not bool((w_scale > 0).all()):
+        raise ValueError("W_scale must be > 0 everywhere")
+
+
+def conv_accumulator(x, w, x_zero_point=0, w_zero_point=None, **conv_attrs) -> torch.Tensor:
+    """The exact integer accumulator of a conv over integer tensors, as float64 (each value an integer)."""
+    conv_attrs = {"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None, "pads": None,
+                  "strides": None} | conv_attrs
+    return _conv_nd(_shifted(x, x_zero_point), _shifted(w, w_zero_point, axis=0), None, **conv_attrs)
+
+
+def matmul_accumulator(a, w, a_zero_point=0, w_zero_point=None, trans_w=0) -> torch.Tensor:
+    """The exact integer accumulator of A @ W (W^T with trans_w) over integer tensors, as float64."""
+    wf = _shifted(w, w_zero_point, axis=0 if trans_w else 1)
+    return torch.matmul(_shifted(a, a_zero_point), wf.t() if trans_w else wf)
+
+
+@op("QConv", 1, domain=GREENRT)
+def QConv(x, w, w_scale, b=None, z=None, w_zero_point=None, *, x_scale, x_zero_point=0, y_scale=0.0,
+          y_zero_point=0, out_dtype=FLOAT, z_scale=0.0, z_zero_point=0, activation="", activation_params=(),
+          auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
+    _check_integer("QConv's input X", x)
+    _check_integer("QConv's weight W", w)
+    _common(x_scale, w_scale, out_dtype, y_scale)
+    acc = conv_accumulator(x, w, x_zero_point, w_zero_point, auto_pad=auto_pad, dilations=dilations, group=group,
+                           kernel_shape=kernel_shape, pads=pads, strides=strides)
+    return epilogue(acc, 1, x_scale, w_scale, b, z, z_scale=z_scale, z_zero_point=z_zero_point,
+                    activation=activation, activation_params=activation_params, out_dtype=out_dtype,
+                    y_scale=y_scale, y_zero_point=y_zero_point)
+
+
+@op("QMatMul", 1, domain=GREENRT)
+def QMatMul(a, w, w_scale, b=None, z=None, w_zero_point=None, *, a_scale, a_zero_point=0, y_scale=0.0,
+            y_zero_point=0, out_dtype=FLOAT, z_scale=0.0, z_zero_point=0, activation="", activation_params=(),
+            trans_w=0):
+    _check_integer("QMatMul's input A", a)
+    _check_integer("QMatMul's weight W", w)
+    _common(a_scale, w_scale, out_dtype, y_scale)
+    acc = matmul_accumulator(a, w, a_zero_point, w_zero_point, trans_w)
+    return epilogue(acc, acc.dim() - 1, a_scale, w_scale, b, z, z_scale=z_scale, z_zero_point=z_zero_point,
+                    activation=activation, activation_params=activation_params, out_dtype=out_dtype,
+                    y_scale=y_scale, y_zero_point=y_zero_point)

@@ -1,0 +1,252 @@
+"""INT8 as a graph rewrite: convs and GEMMs with constant weights become greenrt INT8 layers (ops/int8.py).
+
+    calibration = greenrt.build.calibration.calibrate(path, source)        # per-tensor thresholds (amax)
+    report = quantize_int8(model, calibration.ranges, [("head.*", "fp16")])
+    print(report.summary())
+
+Runs after the fusion passes (conv + bias + BN + residual add + activation are one FusedConv by then, so those fold
+into the INT8 layer's epilogue) and before the float precision stage (fp32/fp16/bf16 for what stays float); the
+calibration ran the same optimized graph, so its tensor names are this graph's.
+
+Placement, as an optimizing builder places it:
+
+- Weights: symmetric per output channel, INT8 in [-127, 127], scale = max |w_c| / 127 (an all-zero channel gets
+  scale 1). Activations: symmetric per tensor, INT8, scale = the calibrated threshold / 127.
+- The input of each INT8 layer is quantized once per tensor (one ONNX QuantizeLinear shared by its INT8 readers),
+  except where its producer is itself an INT8 layer whose every reader is an INT8 layer (as input, or as a conv's
+  residual): that producer writes INT8 directly (requantized in its epilogue), with no dequantize/quantize between
+  the two. Everything else reads the float output of the layer.
+- Kept float, with the reason in the report: layers a ``--layer-precision`` rule sends to a float precision, layers
+  whose input has no calibrated range or a range of 0 (never seen non-zero), non-float or non-constant weights,
+  and reductions long enough that an int32 accumulator could overflow.
+
+The rewritten layers run the exact INT8 reference (ops/int8.py) unless a faster tactic is timed and kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_ir as ir
+
+from ..ops.int8 import FLOAT, INT8, MAX_EXACT_K
+from ..ops.registry import canonical_domain
+from ..passes.base import GREENRT_DOMAIN, add_initializer, attr, const_array, replace_node
+from .policy import matches
+
+QMAX = 127.0
+_CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+
+
+@dataclass
+class LayerInt8:
+    node: str
+    op_type: str
+    precision: str  # "int8" or the float precision it stays in ("" = the build's float precision)
+    reason: str = ""
+    out: str = ""  # "int8" where the layer hands INT8 to its readers, else "float"
+
+
+@dataclass
+class Int8Report:
+    layers: list[LayerInt8] = field(default_factory=list)
+    quantize_inserted: int = 0
+
+    @property
+    def quantized(self) -> list[LayerInt8]:
+        return [x for x in self.layers if x.precision == "int8"]
+
+    @property
+    def kept(self) -> list[LayerInt8]:
+        return [x for x in self.layers if x.precision != "int8"]
+
+    def to_json(self) -> dict:
+        return {"int8_layers": len(self.quantized), "int8_outputs": sum(x.out == "int8" for x in self.quantized),
+                "float_layers": len(self.kept), "quantize_inserted": self.quantize_inserted,
+                "kept_float": [{"node": x.node, "op_type": x.op_type, "reason": x.reason} for x in self.kept],
+                "layers": [{"node": x.node, "op_type": x.op_type, "precision": x.precision, "out": x.out}
+                           for x in self.layers]}
+
+    def summary(self) -> str:
+        q = self.quantized
+        lines = [f"int8: {len(q)} layer(s) INT8 ({sum(x.out == 'int8' for x in q)} hand INT8 to INT8 readers), "
+                 f"{len(self.kept)} kept float, {self.quantize_inserted} QuantizeLinear inserted"]
+        lines += [f"  {x.node or '<unnamed>'} ({x.op_type}): float - {x.reason}" for x in self.kept[:20]]
+        if len(self.kept) > 20:
+            lines.append(f"  ... and {len(self.kept) - 20} more (inspect the engine's report)")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Layer:
+    node: ir.Node
+    kind: str  # "conv" | "matmul"
+    w: np.ndarray  # float weight as the op reads it
+    w_axis: int  # output-channel axis of w
+    reduction: int  # K: products summed per output
+    int8_out: bool = False
+
+
+def _layer_of(node: ir.Node) -> tuple[_Layer | None, str]:
+    """The node as an INT8 candidate, or (None, why not) where it is a conv/GEMM that cannot be; ('', '') else."""
+    domain = canonical_domain(node.domain)
+    op = node.op_type
+    is_conv = (domain == "" and op == "Conv") or (domain == GREENRT_DOMAIN and op == "FusedConv")
+    is_mm = (domain == "" and op == "MatMul") or (domain == GREENRT_DOMAIN and op == "FusedMatMul")
+    if not (is_conv or is_mm):
+        return None, ""
+    x = node.inputs[0] if node.inputs else None
+    if x is None or x.dtype != ir.DataType.FLOAT:
+        return None, "its input is not float32"
+    w = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
+    if w is None:
+        return None, "its weight is not a constant"
+    if w.dtype != np.float32:
+        return None, f"its weight is {w.dtype}, not float32"
+    if is_conv:
+        if w.ndim < 3:
+            return None, f"weight of rank {w.ndim}"
+        reduction = int(np.prod(w.shape[1:]))
+        layer = _Layer(node, "conv", w, 0, reduction)
+    else:
+        if w.ndim != 2:
+            return None, f"weight of rank {w.ndim} (a batched MatMul)"
+        trans = bool(attr(node, "trans_w", 0)) if op == "FusedMatMul" else False
+        layer = _Layer(node, "matmul", w, 0 if trans else 1, int(w.shape[1] if trans else w.shape[0]))
+    if layer.reduction > MAX_EXACT_K:
+        return None, f"reduction of {layer.reduction} products could overflow an int32 accumulator"
+    return layer, ""
+
+
+def _weight_scales(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel INT8 weights and their scales (float32)."""
+    moved = np.moveaxis(w.astype(np.float64), axis, 0).reshape(w.shape[axis], -1)
+    amax = np.abs(moved).max(axis=1)
+    scale = np.where(amax > 0, amax / QMAX, 1.0)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.rint(w / scale.reshape(shape)), -QMAX, QMAX).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def _resolve(rules, name: str, op_type: str) -> tuple[str, str]:
+    precision, rule = "int8", ""
+    for pattern, value in rules:
+        if matches(pattern, name, op_type):
+            precision, rule = value, f"{pattern}={value}"
+    return precision, rule
+
+
+def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[str, str]] = ()) -> Int8Report:
+    """Rewrite ``model`` in place (see the module doc); ``ranges``: calibrated threshold per tensor name;
+    ``rules``: (pattern, precision) as --layer-precision gives them, later wins; a precision other than int8 keeps
+    the matching layers float."""
+    graph = model.graph
+    report = Int8Report()
+    layers: dict[int, _Layer] = {}
+    for node in list(graph):
+        layer, why = _layer_of(node)
+        if layer is None and not why:
+            continue
+        name, op = node.name or "", node.op_type
+        precision, rule = _resolve(rules, name, op)
+        if precision != "int8":
+            report.layers.append(LayerInt8(name, op, precision, f"override {rule}"))
+            continue
+        if layer is None:
+            report.layers.append(LayerInt8(name, op, "", why))
+            continue
+        x = node.inputs[0]
+        amax = ranges.get(x.name or "")
+        if amax is None:
+            report.layers.append(LayerInt8(name, op, "", f"input {x.name!r} has no calibrated range (not in the "
+                                                         "calibration)"))
+            continue
+        if not amax > 0:
+            report.layers.append(LayerInt8(name, op, "", f"input {x.name!r} was never non-zero on the calibration "
+                                                         "data"))
+            continue
+        layers[id(node)] = layer
+
+    def int8_reader(node: ir.Node, index: int) -> bool:
+        layer = layers.get(id(node))
+        return layer is not None and (index == 0 or (layer.kind == "conv" and index == 3))
+
+    for layer in layers.values():
+        out = layer.node.outputs[0]
+        uses = list(out.uses())
+        layer.int8_out = (bool(uses) and not out.is_graph_output() and ranges.get(out.name or "", 0.0) > 0
+                          and all(int8_reader(n, i) for n, i in uses))
+
+    quantized: dict[int, ir.Value] = {}  # id(float value) -> its QuantizeLinear output
+
+    def quantize(value: ir.Value) -> ir.Value:
+        if id(value) not in quantized:
+            scale = add_initializer(graph, f"{value.name}_int8_scale",
+                                    np.array(ranges[value.name] / QMAX, dtype=np.float32))
+            zero = add_initializer(graph, f"{value.name}_int8_zero_point", np.array(0, dtype=np.int8))
+            q = ir.Node("", "QuantizeLinear", [value, scale, zero], name=f"{value.name}_quantize")
+            q.outputs[0].name = f"{value.name}_int8"
+            q.outputs[0].type = ir.TensorType(ir.DataType.INT8)
+            q.outputs[0].shape = value.shape.copy() if value.shape else None
+            producer = value.producer()
+            if producer is not None and producer.graph is graph:
+                graph.insert_after(producer, q)
+            else:
+                graph.insert_before(next(iter(graph)), q)
+            quantized[id(value)] = q.outputs[0]
+            report.quantize_inserted += 1
+        return quantized[id(value)]
+
+    # by name: a rewritten producer's output keeps its name (replace_node) but is a new value of a new node
+    int8_values = {layer.node.outputs[0].name for layer in layers.values() if layer.int8_out}
+
+    def int8_producer(value: ir.Value) -> bool:
+        return value.name in int8_values
+
+    for layer in list(layers.values()):
+        node = layer.node
+        name = node.name or ""
+        x = node.inputs[0]
+        x_scale = float(ranges[x.name] / QMAX)
+        x_in = x if int8_producer(x) else quantize(x)
+        w_q, w_scale = _weight_scales(layer.w, layer.w_axis)
+        hint = (name or "layer").replace("/", "_")
+        inputs = [x_in, add_initializer(graph, f"{hint}_w_int8", w_q),
+                  add_initializer(graph, f"{hint}_w_scale", w_scale)]
+        bias = node.inputs[2] if len(node.inputs) > 2 else None
+        inputs.append(bias)
+        attrs = [ir.AttrFloat32("a_scale" if layer.kind == "matmul" else "x_scale", x_scale)]
+        if layer.kind == "conv":
+            z = node.inputs[3] if len(node.inputs) > 3 else None
+            if z is not None:
+                inputs.append(z)
+                if int8_producer(z):
+                    attrs.append(ir.AttrFloat32("z_scale", float(ranges[z.name] / QMAX)))
+            for key in _CONV_ATTRS:
+                if key in node.attributes:
+                    attrs.append(node.attributes[key])
+        elif "trans_w" in node.attributes:
+            attrs.append(node.attributes["trans_w"])
+        for key in ("activation", "activation_params"):
+            if key in node.attributes:
+                attrs.append(node.attributes[key])
+        out = node.outputs[0]
+        if layer.int8_out:
+            attrs += [ir.AttrInt64("out_dtype", INT8), ir.AttrFloat32("y_scale", float(ranges[out.name] / QMAX))]
+        else:
+            attrs.append(ir.AttrInt64("out_dtype", FLOAT))
+        while inputs and inputs[-1] is None:
+            inputs.pop()
+        op = "QConv" if layer.kind == "conv" else "QMatMul"
+        new = ir.Node(GREENRT_DOMAIN, op, inputs, attrs, name=node.name)
+        new.metadata_props["greenrt.precision"] = "int8"
+        replace_node(graph, [node], new, out)
+        if layer.int8_out:
+            new.outputs[0].type = ir.TensorType(ir.DataType.INT8)
+        report.layers.append(LayerInt8(name, node.op_type, "int8", out="int8" if layer.int8_out else "float"))
+    return report
+
+
+__all__ = ["quantize_int8", "Int8Report", "LayerInt8"]

@@ -1,0 +1,172 @@
+"""INT8 builds (--int8, precision/int8.py): the quantized graph as an optimizing builder places it, calibration
+caches reused and refused, layers kept float on request, and accuracy against onnxruntime fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+import greenrt
+from greenrt.build import BuildConfig, build_engine
+from greenrt.errors import GreenrtError
+from greenrt.onnx.importer import load_model
+from greenrt.passes import optimize
+from greenrt.plan.engine_file import read_engine
+from greenrt.plan.profiles import parse_profile
+from greenrt.precision.int8 import quantize_int8
+from greenrt.tools.cli import main
+from greenrt.tools.compare import run_onnxruntime
+
+from .test_builder import _cnn
+
+R = np.random.default_rng(11)
+PROFILE = "x:1x3x16x16/8x3x16x16/16x3x16x16"
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    return _cnn(tmp_path_factory.mktemp("int8") / "cnn.onnx")
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory):
+    path = tmp_path_factory.mktemp("calib") / "calib.npz"
+    np.savez(path, x=R.standard_normal((96, 3, 16, 16)).astype(np.float32))
+    return path
+
+
+def _config(**kw) -> BuildConfig:
+    return BuildConfig(device="cpu", profiles=[parse_profile(PROFILE)], **kw)
+
+
+@pytest.fixture(scope="module")
+def int8_engine(cnn, calib, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8eng") / "cnn_int8.engine"
+    header = build_engine(cnn, out, _config(int8=True, calib=str(calib), calib_method="percentile"),
+                          log=lambda m: None)
+    return out, header
+
+
+def _agreement(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """Mean |error| over mean |reference| (INT8's rounding is spread over every value; its max error is set by the
+    inputs the calibration did not see, which clip), and top-1 agreement."""
+    rel = float(np.abs(ours - ref).mean() / np.abs(ref).mean())
+    return rel, float((ours.argmax(1) == ref.argmax(1)).mean())
+
+
+def test_convs_and_gemm_run_as_int8_layers_handing_int8_between_them(int8_engine):
+    path, header = int8_engine
+    sess = greenrt.InferenceSession(path)
+    ops = [s.op_type for s in sess.plan.steps]
+    assert ops.count("QConv") == 2 and ops.count("QMatMul") == 1
+    assert not {"FusedConv", "FusedMatMul", "Conv", "Gemm", "DequantizeLinear"} & set(ops)
+    # the input is quantized once; conv1 hands INT8 to conv2 (its input and its residual), conv2 hands float to
+    # the pool, the pool's output is quantized for the classifier
+    assert ops.count("QuantizeLinear") == 2
+    int8 = header["report"]["int8"]
+    assert int8["int8_layers"] == 3 and int8["int8_outputs"] == 1 and int8["float_layers"] == 0
+    conv2 = next(s for s in sess.plan.steps if s.op_type == "QConv" and s.attrs.get("z_scale"))
+    assert conv2.attrs["z_scale"] == pytest.approx(conv2.attrs["x_scale"])  # the same INT8 tensor, one scale
+    # the engine holds INT8 weights, not float weights quantized on the fly
+    engine = read_engine(path)
+    weights = [engine.weights[engine.plan.constants[s.inputs[1]]] for s in engine.plan.steps
+               if s.op_type in ("QConv", "QMatMul")]
+    assert len(weights) == 3 and all(w.dtype == torch.int8 for w in weights)
+
+
+def test_int8_engine_agrees_with_onnxruntime_fp32(cnn, int8_engine):
+    path, _ = int8_engine
+    sess = greenrt.InferenceSession(path)
+    x = R.standard_normal((64, 3, 16, 16)).astype(np.float32)
+    ours = np.concatenate([sess.run(None, {"x": x[i:i + 16]})[0] for i in range(0, 64, 16)])
+    ref = run_onnxruntime(str(cnn), {"x": x})[0]
+    rel, top1 = _agreement(ours, ref)
+    # an fp32 engine is at ~1e-7 here, a broken quantization (a wrong scale, a wrong channel axis) at ~1
+    assert 1e-4 < rel < 3e-2 and top1 >= 0.95, (rel, top1)
+
+
+def test_calibration_cache_is_reused_and_refused_when_stale(cnn, calib, tmp_path):
+    cache = tmp_path / "cnn.calib.json"
+    first = build_engine(cnn, tmp_path / "a.engine", _config(int8=True, calib=str(calib), calib_cache=str(cache)),
+                         log=lambda m: None)
+    assert cache.exists() and not first["report"]["int8"]["calibration"]["reused"]
+    second = build_engine(cnn, tmp_path / "b.engine", _config(int8=True, calib_cache=str(cache)), log=lambda m: None)
+    assert second["report"]["int8"]["calibration"]["reused"]
+    a, b = read_engine(tmp_path / "a.engine"), read_engine(tmp_path / "b.engine")
+    assert a.plan.to_json() == b.plan.to_json()  # the same quantized graph: same scales, same INT8 weights
+    assert a.weights.keys() == b.weights.keys() and all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
+    with pytest.raises(GreenrtError, match="made with --calib-method entropy, this run asks for minmax"):
+        build_engine(cnn, tmp_path / "c.engine", _config(int8=True, calib_cache=str(cache), calib_method="minmax"),
+                     log=lambda m: None)
+
+
+def test_layers_kept_float_on_request_and_int8_with_fp16(cnn, calib, tmp_path):
+    header = build_engine(cnn, tmp_path / "keep.engine", _config(
+        int8=True, calib=str(calib), layer_precision="fc=fp32,conv1=fp16"), log=lambda m: None)
+    kept = {k["node"]: k["reason"] for k in header["report"]["int8"]["kept_float"]}
+    assert kept == {"conv1": "override conv1=fp16", "fc": "override fc=fp32"}
+    ops = [s.op_type for s in greenrt.InferenceSession(tmp_path / "keep.engine").plan.steps]
+    assert ops.count("QConv") == 1 and ops.count("FusedConv") == 1 and ops.count("FusedMatMul") == 1
+    header = build_engine(cnn, tmp_path / "fp16.engine", _config(int8=True, calib=str(calib), precision="fp16"),
+                          log=lambda m: None)
+    assert header["report"]["int8"]["int8_layers"] == 3
+    x = R.standard_normal((16, 3, 16, 16)).astype(np.float32)
+    rel, top1 = _agreement(greenrt.InferenceSession(tmp_path / "fp16.engine").run(None, {"x": x})[0],
+                           run_onnxruntime(str(cnn), {"x": x})[0])
+    assert rel < 3e-2 and top1 >= 0.9, (rel, top1)
+
+
+def test_bad_int8_settings_are_refused_before_any_work(cnn, calib, tmp_path):
+    with pytest.raises(GreenrtError, match="an INT8 build needs calibration"):
+        build_engine(cnn, tmp_path / "x.engine", _config(int8=True), log=lambda m: None)
+    with pytest.raises(GreenrtError, match="add --int8"):
+        build_engine(cnn, tmp_path / "x.engine", _config(calib=str(calib)), log=lambda m: None)
+    with pytest.raises(GreenrtError, match="is not one of fp32, fp16, bf16, tf32, int8"):
+        build_engine(cnn, tmp_path / "x.engine", _config(int8=True, calib=str(calib), layer_precision="fc=int4"),
+                     log=lambda m: None)
+
+
+def test_layers_without_a_usable_range_stay_float_with_the_reason(cnn):
+    model = load_model(cnn)
+    optimize(model)
+    ranges = {"x": 4.0, "r2": 0.0}  # conv2's input r1 uncalibrated; the classifier's input never non-zero
+    ranges["f"] = 0.0
+    report = quantize_int8(model, ranges)
+    reasons = {x.node: x.reason for x in report.kept}
+    assert "no calibrated range" in reasons["conv2"] and "never non-zero" in reasons["fc"]
+    assert [x.node for x in report.quantized] == ["conv1"] and report.quantized[0].out == "float"
+
+
+def test_a_matmul_model_quantizes_its_gemms(tmp_path, calib):
+    w1 = numpy_helper.from_array(R.standard_normal((32, 64)).astype(np.float32) * 0.2, "w1")
+    w2 = numpy_helper.from_array(R.standard_normal((64, 10)).astype(np.float32) * 0.2, "w2")
+    b1 = numpy_helper.from_array(R.standard_normal(64).astype(np.float32), "b1")
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="mm1"), helper.make_node("Add", ["h", "b1"], ["hb"]),
+             helper.make_node("Relu", ["hb"], ["r"]), helper.make_node("MatMul", ["r", "w2"], ["y"], name="mm2")]
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], [w1, w2, b1])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "mlp.onnx")
+    np.savez(tmp_path / "mlp.npz", x=R.standard_normal((64, 32)).astype(np.float32))
+    header = build_engine(tmp_path / "mlp.onnx", tmp_path / "mlp.engine", BuildConfig(
+        device="cpu", profiles=[parse_profile("x:1x32/8x32/16x32")], int8=True, calib=str(tmp_path / "mlp.npz"),
+        calib_method="percentile"), log=lambda m: None)
+    assert header["report"]["int8"]["int8_layers"] == 2 and header["report"]["int8"]["int8_outputs"] == 1
+    x = R.standard_normal((16, 32)).astype(np.float32)
+    rel, top1 = _agreement(greenrt.InferenceSession(tmp_path / "mlp.engine").run(None, {"x": x})[0],
+                           run_onnxruntime(str(tmp_path / "mlp.onnx"), {"x": x})[0])
+    assert 1e-4 < rel < 3e-2 and top1 >= 0.9, (rel, top1)
+
+
+def test_cli_build_int8(cnn, calib, tmp_path, capsys):
+    out = tmp_path / "cli.engine"
+    assert main(["build", str(cnn), "--int8", "--calib", str(calib), "--shapes", PROFILE, "-o", str(out),
+                 "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "int8: 3 layer(s) INT8" in text and "calibrated over 96 samples" in text
+    assert main(["build", str(cnn), "--int8", "--shapes", PROFILE, "-o", str(out), "--device", "cpu"]) == 2
+    assert "needs calibration" in capsys.readouterr().err
