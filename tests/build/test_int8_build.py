@@ -170,3 +170,30 @@ def test_cli_build_int8(cnn, calib, tmp_path, capsys):
     assert "int8: 3 layer(s) INT8" in text and "calibrated over 96 samples" in text
     assert main(["build", str(cnn), "--int8", "--shapes", PROFILE, "-o", str(out), "--device", "cpu"]) == 2
     assert "needs calibration" in capsys.readouterr().err
+
+
+def test_per_layer_compare_dequantizes_int8_layers_and_names_the_layer_that_lost_accuracy(cnn, int8_engine, calib,
+                                                                                          tmp_path):
+    from greenrt.tools.per_layer import per_layer_compare
+
+    path, _ = int8_engine
+    feeds = {"x": R.standard_normal((4, 3, 16, 16)).astype(np.float32)}
+    report = per_layer_compare(greenrt.InferenceSession(path), str(cnn), feeds, rtol=1e-1, spread=False)
+    assert report.precision == "int8+fp32"
+    by_tensor = {r.tensor: r for r in report.layers}
+    r1 = by_tensor["r1"]  # conv1's INT8 output, compared as the float it stands for
+    assert r1.op_type == "greenrt.QConv" and r1.dtype == "int8" and 1e-4 < r1.max_rel < 0.2  # a few clip
+    # a layer built with a range far too small (conv1's output clipped at a tenth) is the first one flagged
+    cache = tmp_path / "bad.calib.json"
+    build_engine(cnn, tmp_path / "ok.engine", _config(int8=True, calib=str(calib), calib_cache=str(cache)),
+                 log=lambda m: None)
+    import json
+
+    data = json.loads(cache.read_text())
+    data["ranges"]["r1"] /= 10
+    cache.write_text(json.dumps(data))
+    build_engine(cnn, tmp_path / "bad.engine", _config(int8=True, calib_cache=str(cache)), log=lambda m: None)
+    report = per_layer_compare(greenrt.InferenceSession(tmp_path / "bad.engine"), str(cnn), feeds, rtol=1e-1,
+                               spread=False)
+    first = next(r for r in report.layers if r.verdict != "match")
+    assert first.tensor == "r1" and first.max_rel > 0.5

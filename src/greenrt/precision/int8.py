@@ -205,6 +205,7 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
     def int8_producer(value: ir.Value) -> bool:
         return value.name in int8_values
 
+    replaced_weights: list[ir.Value | None] = []
     for layer in list(layers.values()):
         node = layer.node
         name = node.name or ""
@@ -240,12 +241,16 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         while inputs and inputs[-1] is None:
             inputs.pop()
         op = "QConv" if layer.kind == "conv" else "QMatMul"
+        replaced_weights.append(node.inputs[1])
         new = ir.Node(GREENRT_DOMAIN, op, inputs, attrs, name=node.name)
         new.metadata_props["greenrt.precision"] = "int8"
         replace_node(graph, [node], new, out)
         if layer.int8_out:
             new.outputs[0].type = ir.TensorType(ir.DataType.INT8)
         report.layers.append(LayerInt8(name, node.op_type, "int8", out="int8" if layer.int8_out else "float"))
+    for w in replaced_weights:  # the float weights now read by nothing: not kept in the engine beside the INT8 ones
+        if w is not None and w.name in graph.initializers and not list(w.uses()) and not w.is_graph_output():
+            del graph.initializers[w.name]
     return report
 
 

@@ -687,7 +687,7 @@ def cmd_compare(args) -> int:
     refuse_per_layer_flags(args)
     session, feeds = _session_and_inputs(args)
     if args.rtol is None:
-        args.rtol = compare.default_rtol((session.header or {}).get("config", {}).get("precision"))
+        args.rtol = compare.engine_rtol((session.header or {}).get("config", {}))
     reference, extras = compare_reference(args, session)
     ours = run_session(session, feeds)
     theirs = compare.run_onnxruntime(reference, feeds, extras) if extras else compare.run_onnxruntime(reference, feeds)

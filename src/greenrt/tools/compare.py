@@ -29,7 +29,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..build.accuracy import DEFAULT_RTOL, OutputReport, compare_arrays, default_rtol  # noqa: F401  (re-exported)
+from ..build.accuracy import (DEFAULT_RTOL, OutputReport, compare_arrays, default_rtol,  # noqa: F401  (re-exported)
+                              engine_rtol)
 from ..errors import GreenrtError
 
 MATCH, WITHIN_SPREAD, MISMATCH = "match", "within reference spread", "MISMATCH"

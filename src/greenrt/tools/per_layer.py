@@ -197,6 +197,15 @@ def observe(session, feeds: Mapping[str, Any], keep: Callable[[str], bool]) -> t
     return seen, outputs
 
 
+def _dequantized(step, value: np.ndarray) -> np.ndarray:
+    """An INT8 layer's integer output (an INT8 engine hands INT8 between its layers) as the float it stands for, so
+    it compares with the float model's tensor of the same name: (q - y_zero_point) * y_scale."""
+    if value.dtype.kind in "iu" and step.op_type in ("QConv", "QMatMul") and step.attrs.get("y_scale"):
+        return ((value.astype(np.float64) - step.attrs.get("y_zero_point", 0)) * step.attrs["y_scale"]).astype(
+            np.float32)
+    return value
+
+
 def _as_reference_dtype(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """A reduced-precision float (fp16/bf16 inside an fp16 engine) in the reference's float dtype."""
     if ours.dtype != ref.dtype and ours.dtype.kind in "fV" and ref.dtype.kind == "f":
@@ -234,7 +243,7 @@ def per_layer_compare(session, reference: str, feeds: Mapping[str, np.ndarray], 
     layers, ours_by_name = [], {}
     for n, (i, step, name, value) in enumerate(matched):
         ref = np.asarray(theirs[name])
-        ours = _as_reference_dtype(value, ref)
+        ours = _as_reference_dtype(_dequantized(step, value), ref)
         ours_by_name[name] = ours
         v = compare.judge(name, ours, {"onnxruntime": ref}, rtol, atol)
         op = _op_label(step)
@@ -258,7 +267,7 @@ def per_layer_compare(session, reference: str, feeds: Mapping[str, np.ndarray], 
             r.verdict, r.spread_abs, r.note = v.verdict, float(sp.max_abs), v.note
     config = (session.header or {}).get("config", {})
     return PerLayerReport(
-        model=str(session.model_path), reference=str(reference), precision=str(config.get("precision", "fp32")),
+        model=str(session.model_path), reference=str(reference), precision=("int8+" if config.get("int8") else "") + str(config.get("precision", "fp32")),
         device=session.device.type, inputs={"shapes": {k: list(np.shape(v)) for k, v in feeds.items()}},
         rtol=rtol, atol=atol, spread_multiple=k, layers=layers, steps=len(steps), skipped=skipped,
         not_compared=not_compared, build_command=str(config.get("build_command", "")))
@@ -404,7 +413,7 @@ def run_cli(args, console, err_console) -> int:
                                    allow_mismatch=args.allow_mismatch, cuda_graphs=False)
         reference = compare_reference(args, session)[0]
         if args.rtol is None:
-            args.rtol = compare.default_rtol(session.header.get("config", {}).get("precision"))
+            args.rtol = compare.engine_rtol((session.header or {}).get("config", {}))
         report = per_layer_compare(session, reference, feeds, rtol=args.rtol, atol=args.atol,
                                    spread=not args.no_spread, k=args.spread_multiple,
                                    reference_timeout=args.reference_timeout,

@@ -70,7 +70,8 @@ PRECISIONS = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4")
 REDUCED_PRECISIONS = ("tf32", "fp16", "bf16", "fp8", "int8", "int4")
 # accuracy fields: any key starting with one of these, a number or null, e.g. max_rel_err_vs_fp32,
 # top1_agreement_vs_fp32, same_call_vs_onnxruntime_held_out
-ACCURACY_PREFIXES = ("max_rel_err", "max_abs_err", "top1_agreement", "same_call")
+ACCURACY_PREFIXES = ("max_rel_err", "max_abs_err", "mean_rel_err", "top1_agreement", "same_call", "cosine",
+                     "kl_divergence")
 
 
 def _median(values):
