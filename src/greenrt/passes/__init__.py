@@ -22,14 +22,17 @@ from .fuse_layernorm import FuseLayerNorm
 from .fuse_matmul import FuseMatMulBiasActivation
 from .gather_to_slice import GatherToSlice
 from .gemm_row_order import GemmRowOrder
+from .import_qdq import ImportQuantized
 from .remove_noops import RemoveNoops
 from .simplify_reshape import SimplifyReshape
 
 
 def default_pipeline() -> list[GraphPass]:
-    """The order matters: clean up and fold first, then fuse bottom-up patterns, then sweep dead code."""
+    """The order matters: clean up and fold first, then fuse bottom-up patterns, then sweep dead code. The quantized
+    layers are imported before the first constant folding, which would dequantize their constant weights."""
     return [
         RemoveNoops(),
+        ImportQuantized(),
         FoldConstants(),
         SimplifyReshape(),
         EliminateDeadCode(),
