@@ -68,10 +68,17 @@ def test_convs_and_gemm_run_as_int8_layers_handing_int8_between_them(int8_engine
     assert ops.count("QuantizeLinear") == 2
     int8 = header["report"]["int8"]
     assert int8["int8_layers"] == 3 and int8["int8_outputs"] == 1 and int8["float_layers"] == 0
-    conv2 = next(s for s in sess.plan.steps if s.op_type == "QConv" and s.attrs.get("z_scale"))
+    conv1, conv2 = (s for s in sess.plan.steps if s.op_type == "QConv")
     assert conv2.attrs["z_scale"] == pytest.approx(conv2.attrs["x_scale"])  # the same INT8 tensor, one scale
-    # the engine holds INT8 weights, not float weights quantized on the fly
+    # ReLU outputs cannot be negative: UINT8 at twice the resolution (threshold / 255); the image input is INT8
+    calibration = header["report"]["int8"]["calibration"]
+    assert conv1.attrs["out_dtype"] == 2 and conv2.attrs["x_scale"] == pytest.approx(conv1.attrs["y_scale"])
     engine = read_engine(path)
+    zero_points = {s.inputs[0]: engine.weights[engine.plan.constants[s.inputs[2]]].dtype
+                   for s in engine.plan.steps if s.op_type == "QuantizeLinear"}
+    assert zero_points == {"x": torch.int8, "f": torch.uint8}, zero_points
+    assert calibration["method"] == "percentile" and calibration["samples"] == 96
+    # the engine holds INT8 weights, not float weights quantized on the fly
     weights = [engine.weights[engine.plan.constants[s.inputs[1]]] for s in engine.plan.steps
                if s.op_type in ("QConv", "QMatMul")]
     assert len(weights) == 3 and all(w.dtype == torch.int8 for w in weights)
@@ -181,8 +188,8 @@ def test_per_layer_compare_dequantizes_int8_layers_and_names_the_layer_that_lost
     report = per_layer_compare(greenrt.InferenceSession(path), str(cnn), feeds, rtol=1e-1, spread=False)
     assert report.precision == "int8+fp32"
     by_tensor = {r.tensor: r for r in report.layers}
-    r1 = by_tensor["r1"]  # conv1's INT8 output, compared as the float it stands for
-    assert r1.op_type == "greenrt.QConv" and r1.dtype == "int8" and 1e-4 < r1.max_rel < 0.2  # a few clip
+    r1 = by_tensor["r1"]  # conv1's output (a ReLU's: UINT8), compared as the float it stands for
+    assert r1.op_type == "greenrt.QConv" and r1.dtype == "uint8" and 1e-4 < r1.max_rel < 0.2  # a few clip
     # a layer built with a range far too small (conv1's output clipped at a tenth) is the first one flagged
     cache = tmp_path / "bad.calib.json"
     build_engine(cnn, tmp_path / "ok.engine", _config(int8=True, calib=str(calib), calib_cache=str(cache)),

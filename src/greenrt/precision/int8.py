@@ -11,7 +11,11 @@ calibration ran the same optimized graph, so its tensor names are this graph's.
 Placement, as an optimizing builder places it:
 
 - Weights: symmetric per output channel, INT8 in [-127, 127], scale = max |w_c| / 127 (an all-zero channel gets
-  scale 1). Activations: symmetric per tensor, INT8, scale = the calibrated threshold / 127.
+  scale 1). Activations: per tensor, scale = the calibrated threshold / 127, INT8 with zero point 0; a tensor that
+  cannot be negative by construction (the output of a ReLU, a Clip from 0 up, a sigmoid, or of pooling and
+  reshaping of one) is UINT8 with zero point 0 and scale threshold / 255 instead: the same range at twice the
+  resolution, where symmetric INT8 leaves its negative half unused. An INT8 kernel takes it exactly: x - 128 is
+  INT8, and 128 * sum(w) per channel joins the int32 bias.
 - The input of each INT8 layer is quantized once per tensor (one ONNX QuantizeLinear shared by its INT8 readers),
   except where its producer is itself an INT8 layer whose every reader is an INT8 layer (as input, or as a conv's
   residual): that producer writes INT8 directly (requantized in its epilogue), with no dequantize/quantize between
@@ -30,12 +34,49 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
-from ..ops.int8 import FLOAT, INT8, MAX_EXACT_K
+from ..ops.int8 import FLOAT, INT8, MAX_EXACT_K, UINT8
 from ..ops.registry import canonical_domain
 from ..passes.base import GREENRT_DOMAIN, add_initializer, attr, const_array, replace_node
 from .policy import matches
 
 QMAX = 127.0
+UMAX = 255.0
+# ops whose output is >= 0 wherever their (first) data input is: pooling, reshaping, picking
+_KEEPS_SIGN = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Flatten", "Reshape", "Transpose",
+               "Squeeze", "Unsqueeze", "Identity", "Slice", "Gather", "Resize", "Upsample", "SpaceToDepth",
+               "DepthToSpace", "ReduceMax", "ReduceMean"}
+_NON_NEGATIVE_ACTIVATIONS = {"Relu", "Sigmoid", "HardSigmoid"}
+
+
+def _activation_non_negative(name: str, params) -> bool:
+    if name in _NON_NEGATIVE_ACTIVATIONS:
+        return True
+    return name == "Clip" and len(params) >= 1 and params[0] >= 0
+
+
+def non_negative(value: ir.Value, depth: int = 0) -> bool:
+    """Whether ``value`` cannot be negative by construction (its producer's activation, or pooling/reshaping of
+    such a value); False where it is not known."""
+    node = value.producer()
+    if node is None or depth > 32:
+        return False
+    domain, op = canonical_domain(node.domain), node.op_type
+    if domain == GREENRT_DOMAIN and op in ("FusedConv", "FusedMatMul", "QConv", "QMatMul"):
+        return _activation_non_negative(attr(node, "activation", ""), list(attr(node, "activation_params", [])))
+    if domain != "":
+        return False
+    if op in _NON_NEGATIVE_ACTIVATIONS:
+        return True
+    if op == "Clip":
+        low = const_array(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None else None
+        if low is None and "min" in node.attributes:
+            low = np.array(attr(node, "min"))
+        return low is not None and low.size == 1 and float(low.reshape(-1)[0]) >= 0
+    if op in _KEEPS_SIGN and node.inputs and node.inputs[0] is not None:
+        return non_negative(node.inputs[0], depth + 1)
+    if op == "Concat":
+        return all(v is not None and non_negative(v, depth + 1) for v in node.inputs)
+    return False
 _CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
 
 
@@ -180,15 +221,28 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
                           and all(int8_reader(n, i) for n, i in uses))
 
     quantized: dict[int, ir.Value] = {}  # id(float value) -> its QuantizeLinear output
+    # the tensors INT8 layers read or hand on, where they cannot be negative: UINT8 (module doc)
+    unsigned_values = set()
+    for layer in layers.values():
+        for v in [layer.node.inputs[0]] + ([layer.node.outputs[0]] if layer.int8_out else []):
+            if non_negative(v):
+                unsigned_values.add(v.name)
+        if layer.kind == "conv" and len(layer.node.inputs) > 3 and layer.node.inputs[3] is not None \
+                and non_negative(layer.node.inputs[3]):
+            unsigned_values.add(layer.node.inputs[3].name)
+
+    def scale_of(value: ir.Value) -> float:
+        return float(ranges[value.name] / (UMAX if value.name in unsigned_values else QMAX))
 
     def quantize(value: ir.Value) -> ir.Value:
         if id(value) not in quantized:
-            scale = add_initializer(graph, f"{value.name}_int8_scale",
-                                    np.array(ranges[value.name] / QMAX, dtype=np.float32))
-            zero = add_initializer(graph, f"{value.name}_int8_zero_point", np.array(0, dtype=np.int8))
+            unsigned = value.name in unsigned_values
+            scale = add_initializer(graph, f"{value.name}_int8_scale", np.array(scale_of(value), dtype=np.float32))
+            zero = add_initializer(graph, f"{value.name}_int8_zero_point",
+                                   np.array(0, dtype=np.uint8 if unsigned else np.int8))
             q = ir.Node("", "QuantizeLinear", [value, scale, zero], name=f"{value.name}_quantize")
-            q.outputs[0].name = f"{value.name}_int8"
-            q.outputs[0].type = ir.TensorType(ir.DataType.INT8)
+            q.outputs[0].name = f"{value.name}_{'uint8' if unsigned else 'int8'}"
+            q.outputs[0].type = ir.TensorType(ir.DataType.UINT8 if unsigned else ir.DataType.INT8)
             q.outputs[0].shape = value.shape.copy() if value.shape else None
             producer = value.producer()
             if producer is not None and producer.graph is graph:
@@ -210,7 +264,7 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         node = layer.node
         name = node.name or ""
         x = node.inputs[0]
-        x_scale = float(ranges[x.name] / QMAX)
+        x_scale = scale_of(x)
         x_in = x if int8_producer(x) else quantize(x)
         w_q, w_scale = _weight_scales(layer.w, layer.w_axis)
         hint = (name or "layer").replace("/", "_")
@@ -224,7 +278,7 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
             if z is not None:
                 inputs.append(z)
                 if int8_producer(z):
-                    attrs.append(ir.AttrFloat32("z_scale", float(ranges[z.name] / QMAX)))
+                    attrs.append(ir.AttrFloat32("z_scale", scale_of(z)))
             for key in _CONV_ATTRS:
                 if key in node.attributes:
                     attrs.append(node.attributes[key])
@@ -235,7 +289,8 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
                 attrs.append(node.attributes[key])
         out = node.outputs[0]
         if layer.int8_out:
-            attrs += [ir.AttrInt64("out_dtype", INT8), ir.AttrFloat32("y_scale", float(ranges[out.name] / QMAX))]
+            attrs += [ir.AttrInt64("out_dtype", UINT8 if out.name in unsigned_values else INT8),
+                      ir.AttrFloat32("y_scale", scale_of(out))]
         else:
             attrs.append(ir.AttrInt64("out_dtype", FLOAT))
         while inputs and inputs[-1] is None:
@@ -246,7 +301,8 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         new.metadata_props["greenrt.precision"] = "int8"
         replace_node(graph, [node], new, out)
         if layer.int8_out:
-            new.outputs[0].type = ir.TensorType(ir.DataType.INT8)
+            new.outputs[0].type = ir.TensorType(
+                ir.DataType.UINT8 if out.name in unsigned_values else ir.DataType.INT8)
         report.layers.append(LayerInt8(name, node.op_type, "int8", out="int8" if layer.int8_out else "float"))
     for w in replaced_weights:  # the float weights now read by nothing: not kept in the engine beside the INT8 ones
         if w is not None and w.name in graph.initializers and not list(w.uses()) and not w.is_graph_output():
