@@ -204,3 +204,29 @@ def test_per_layer_compare_dequantizes_int8_layers_and_names_the_layer_that_lost
                                spread=False)
     first = next(r for r in report.layers if r.verdict != "match")
     assert first.tensor == "r1" and first.max_rel > 0.5
+
+
+def test_max_accuracy_drop_keeps_the_costliest_layers_float_and_writes_a_reproducible_rule(cnn, calib, tmp_path):
+    config = _config(int8=True, calib=str(calib), max_accuracy_drop=1e-6, metric="cosine")
+    header = build_engine(cnn, tmp_path / "s.engine", config, log=lambda m: None)
+    search = header["report"]["int8"]["accuracy_search"]
+    assert search["all_int8_drop"] > 1e-6 and search["met"] and search["final_drop"] <= 1e-6
+    assert search["kept_float"] and set(search["sensitivity"]) == {"conv1", "conv2", "fc"}
+    assert all(v["macs"] > 0 for v in search["sensitivity"].values())
+    kept = {k["node"] for k in header["report"]["int8"]["kept_float"]}
+    assert kept == set(search["kept_float"])
+    # the rule it wrote builds the same engine without searching
+    again = build_engine(cnn, tmp_path / "r.engine", _config(int8=True, calib=str(calib),
+                                                             layer_precision=search["layer_precision"]),
+                         log=lambda m: None)
+    assert "accuracy_search" not in again["report"]["int8"]
+    assert read_engine(tmp_path / "s.engine").plan.to_json() == read_engine(tmp_path / "r.engine").plan.to_json()
+    # a budget already met keeps everything INT8 after one trial
+    easy = build_engine(cnn, tmp_path / "e.engine", _config(int8=True, calib=str(calib), max_accuracy_drop=0.5,
+                                                            metric="top1-agreement"), log=lambda m: None)
+    assert easy["report"]["int8"]["accuracy_search"]["trials"] == 1 and easy["report"]["int8"]["int8_layers"] == 3
+    with pytest.raises(GreenrtError, match="add --int8"):
+        build_engine(cnn, tmp_path / "x.engine", _config(max_accuracy_drop=0.01), log=lambda m: None)
+    with pytest.raises(GreenrtError, match="--metric 'nope'"):
+        build_engine(cnn, tmp_path / "x.engine", _config(int8=True, calib=str(calib), max_accuracy_drop=0.01,
+                                                         metric="nope"), log=lambda m: None)

@@ -13,6 +13,7 @@ checks.py): a build never fails because a made-up shape does not suit it.
 
 from __future__ import annotations
 
+import glob
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -133,7 +134,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     prec_feeds = [c for c in checks if c.kind == "sample"] or checks
 
     if config.int8:
-        report["int8"] = _quantize_int8(model_path, model, config, log, progress)
+        report["int8"] = _quantize_int8(model_path, model, config, log, progress, ref_runner)
     if config.precision in ("fp16", "bf16"):
         overrides = [(p, v) for p, v in parse_layer_precision(config.layer_precision) if v != "int8"]
         prec_config = PrecisionConfig(config.precision, overrides)
@@ -204,15 +205,17 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     return header
 
 
-def _quantize_int8(model_path, model, config: BuildConfig, log, progress) -> dict:
+def _quantize_int8(model_path, model, config: BuildConfig, log, progress, ref_runner: Runner) -> dict:
     """The INT8 stage: the calibration (reused from --calib-cache where it was made for this model and calibrator,
-    else run over --calib and written there), then the convs and GEMMs rewritten as INT8 layers (precision/int8.py)."""
+    else run over --calib and written there), the --max-accuracy-drop search if asked (build/int8_search.py), then
+    the convs and GEMMs rewritten as INT8 layers (precision/int8.py)."""
     from ..precision.int8 import quantize_int8
     from .calibration import calibrate, model_input_names, open_calibration_data
 
+    names = model_input_names(model_path)
     source = None
     if config.calib and not (config.calib_cache and Path(config.calib_cache).exists()):
-        source = open_calibration_data(config.calib, model_input_names(model_path), config.calib_preprocess)
+        source = open_calibration_data(config.calib, names, config.calib_preprocess)
     step = (lambda done, total: progress("calibrating", done, total)) if progress else None
     t0 = time.perf_counter()
     calibration = calibrate(model_path, source, method=config.calib_method, percentile=config.percentile,
@@ -222,12 +225,68 @@ def _quantize_int8(model_path, model, config: BuildConfig, log, progress) -> dic
            (f", cache written to {config.calib_cache}" if config.calib_cache else ""))
     log(f"int8: {how} ({calibration.method}, {len(calibration.ranges)} tensors, {time.perf_counter() - t0:.1f} s)")
     rules = parse_layer_precision(config.layer_precision) if config.layer_precision else []
+    out: dict = {}
+    if config.max_accuracy_drop is not None:
+        search = _int8_search(model_path, config, calibration.ranges, rules, names, ref_runner, log, progress)
+        out["accuracy_search"] = search.to_json()
+        rules = rules + [(glob.escape(name), "fp32") for name in search.kept_float]
     quantized = quantize_int8(model, calibration.ranges, rules)
     log(quantized.summary())
-    return quantized.to_json() | {"calibration": {
+    return quantized.to_json() | out | {"calibration": {
         "method": calibration.method, "settings": calibration.settings, "samples": calibration.samples,
         "data": calibration.data, "cache": config.calib_cache, "reused": calibration.reused,
         "seconds": round(time.perf_counter() - t0, 2)}}
+
+
+MAX_TUNING_SAMPLES = 256  # the tuning set's samples the search runs every trial engine on (the first ones)
+
+
+def _int8_search(model_path, config: BuildConfig, ranges: dict, rules: list, names: list[str], ref_runner: Runner,
+                 log, progress):
+    """--max-accuracy-drop: the tuning data against the fp32 model, trial INT8 engines (build/int8_search.py)."""
+    from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
+    from ..precision.int8 import quantize_int8
+    from .calibration import open_calibration_data
+    from .int8_search import layer_macs, resolve_metric, search_int8
+
+    metric = resolve_metric(config.metric)
+    data = config.accuracy_data or config.calib
+    if not data:
+        raise GreenrtError("--max-accuracy-drop measures trial engines on data: give --accuracy-data DATA (or "
+                           "--calib DATA, which it uses by default)")
+    source = open_calibration_data(data, names, config.calib_preprocess)
+    feeds, seen = [], 0
+    for batch in source.batches(config.calib_batch):
+        feeds.append({k: numpy_to_torch(np.ascontiguousarray(v), ref_runner.device) for k, v in batch.items()})
+        seen += len(next(iter(batch.values())))
+        if seen >= MAX_TUNING_SAMPLES:
+            break
+    first = ref_runner.output_names[0]
+    index = ref_runner.output_names.index(first)
+    refs = [torch_to_numpy(ref_runner.run(f)[index].detach().cpu()) for f in feeds]
+    probe = _load_model(model_path, config, optimized=True)[0]
+    macs = layer_macs(probe)
+    candidates = [x.node for x in quantize_int8(probe, ranges, rules).quantized]
+
+    def evaluate(kept: list[str]) -> float:
+        trial = _load_model(model_path, config, optimized=True)[0]
+        quantize_int8(trial, ranges, rules + [(glob.escape(name), "fp32") for name in kept])
+        if config.precision in ("fp16", "bf16"):
+            apply_precision(trial, PrecisionConfig(config.precision, [(p, v) for p, v in rules if v != "int8"]))
+        runner = engine_runner(*compile_model(trial), ref_runner.device.type, config)
+        return float(metric([torch_to_numpy(runner.run(f)[index].detach().cpu()) for f in feeds], refs))
+
+    log(f"int8 search: {len(candidates)} INT8 layers, {config.metric} drop within {config.max_accuracy_drop:g} on "
+        f"{seen} samples of {data} (output {first!r})")
+    step = (lambda done, total: progress("measuring layer sensitivity", done, total)) if progress else None
+    result = search_int8(candidates, macs, evaluate, config.max_accuracy_drop, config.metric, log, step)
+    if not result.met:
+        log(f"warning: --max-accuracy-drop {config.max_accuracy_drop:g} not met even with every layer float "
+            f"({config.metric} drop {result.final:.4g}): the float layers' own precision or the data decide it")
+    else:
+        log(f"int8 search: {len(result.kept_float)} layer(s) kept float, {config.metric} drop {result.final:.4g}; "
+            f"the same engine without the search: --layer-precision '{result.layer_precision}'")
+    return result
 
 
 def _choose_tactics(runner: Runner, ref_runner: Runner, config: BuildConfig, checks: list[CheckInputs], log,

@@ -38,6 +38,9 @@ class BuildConfig:
     calib_cache: str | None = None  # calibration cache to reuse (when made for this model and calibrator) or write
     calib_batch: int = 8
     calib_preprocess: str | None = None  # image folders: the preprocessing spec (calibration/data.py ImageSpec)
+    max_accuracy_drop: float | None = None  # INT8: keep layers float until the metric's drop is within this
+    metric: str = "top1-agreement"  # top1-agreement | kl | cosine | module:function (build/int8_search.py)
+    accuracy_data: str | None = None  # the tuning data the search measures on (default: the calibration data)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -57,6 +60,12 @@ class BuildConfig:
         if self.int8 and self.max_error is not None:
             raise GreenrtError("max_error keeps fp16/bf16 layers fp32 in a float build; in an INT8 build choose the "
                                "layers to keep float with --layer-precision (e.g. 'head/*=fp16')")
+        if (self.max_accuracy_drop is not None or self.accuracy_data) and not self.int8:
+            raise GreenrtError("--max-accuracy-drop / --accuracy-data choose which layers of an INT8 build stay float: "
+                               "add --int8 --calib DATA (for fp16/bf16 builds the budget is --max-error)")
+        if self.max_accuracy_drop is not None and not self.max_accuracy_drop >= 0:
+            raise GreenrtError(f"--max-accuracy-drop must be >= 0 (e.g. 0.01 for 1% top-1), got "
+                               f"{self.max_accuracy_drop}")
         if self.max_error is not None and not reduced:
             raise GreenrtError(f"max_error searches which layers to keep fp32 in an fp16 or bf16 build; this build is "
                                f"{self.precision}: build in fp16 or bf16, or drop max_error")
@@ -103,6 +112,10 @@ def build_command(model_path, config: BuildConfig) -> str:
             parts += ["--calib-batch", str(config.calib_batch)]
         if config.calib_preprocess:
             parts += ["--calib-preprocess", config.calib_preprocess]
+        if config.max_accuracy_drop is not None:
+            parts += ["--max-accuracy-drop", f"{config.max_accuracy_drop:g}", "--metric", config.metric]
+        if config.accuracy_data:
+            parts += ["--accuracy-data", str(config.accuracy_data)]
     for p in config.profiles:
         spec = ",".join(f"{n}:{'x'.join(map(str, a))}/{'x'.join(map(str, b))}/{'x'.join(map(str, c))}"
                         for n, (a, b, c) in p.shapes.items())

@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tactic timings to reuse and add to (JSON, created if missing): a layer found in it for "
                         "this device and these library versions is not timed again")
     _add_calibration_args(p, cache_default="default: none, calibrate every build")
+    g = p.add_argument_group("INT8 accuracy budget")
+    g.add_argument("--max-accuracy-drop", type=float, metavar="X",
+                   help="--int8: keep the layers float whose INT8 costs the most accuracy per MAC until the metric's "
+                        "drop vs fp32 on the tuning data is at most X (e.g. 0.01)")
+    g.add_argument("--metric", default="top1-agreement", metavar="NAME",
+                   help="the drop --max-accuracy-drop bounds: top1-agreement (default), kl, cosine, or "
+                        "module:function(ours, reference) -> drop")
+    g.add_argument("--accuracy-data", metavar="DATA",
+                   help="the tuning data (same forms as --calib; default: the calibration data)")
 
     p = sub.add_parser("run", help="run a model through greenrt",
                        epilog=arg.example("greenrt run model.engine --inputs in.npz --save-outputs out.npz",

@@ -142,6 +142,9 @@ def cmd_build(args) -> int:
         calib_cache=args.calib_cache,
         calib_batch=args.calib_batch,
         calib_preprocess=args.calib_preprocess,
+        max_accuracy_drop=args.max_accuracy_drop,
+        metric=args.metric,
+        accuracy_data=args.accuracy_data,
     )
     output = args.output or str(Path(args.model).with_suffix(".engine"))
     with console.status("building") as status:

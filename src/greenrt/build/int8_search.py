@@ -1,0 +1,160 @@
+"""--max-accuracy-drop: the INT8 engine with the most INT8 work whose accuracy metric stays within a budget.
+
+    greenrt build m.onnx --int8 --calib calib/ --max-accuracy-drop 0.01 --metric top1-agreement [--accuracy-data tune/]
+
+1. Sensitivity: for every INT8 layer, a trial engine with only that layer kept float, measured on the tuning data
+   against the fp32 model: how much of the all-INT8 engine's drop that layer alone accounts for.
+2. Cost: a layer kept float costs its multiply-accumulates, the stated proxy (an INT8 MAC runs at about twice an
+   fp16 one on tensor cores and four times fp32's SIMD on CPUs); until the INT8 kernels can be timed by the tactic
+   stage (the Hopper issue), MACs are what the search trades against.
+3. Greedy: layers in order of recovered drop per MAC, kept float one at a time, the engine measured again after each,
+   until the metric is within the budget (or every layer is float: then the build says the budget cannot be met).
+
+Each trial is the real engine (the same optimized graph, quantization and runner as the build), never a simulation.
+The chosen layers are written as a --layer-precision rule, which reproduces the build without the search.
+
+Metrics (the drop: 0 = the fp32 model's own outputs), over the first float output:
+- ``top1-agreement``: 1 - the fraction of samples whose argmax over the last axis agrees with fp32's;
+- ``kl``: mean KL divergence of softmax(last axis) from fp32's;
+- ``cosine``: 1 - the mean cosine similarity of each sample's output (flattened) to fp32's;
+- ``module:function``: ``function(ours: list[np.ndarray], reference: list[np.ndarray]) -> float`` (a drop, lower is
+  better), over the first float output of each batch.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import GreenrtError
+
+METRICS = ("top1-agreement", "kl", "cosine")
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape(a.shape[0], -1).astype(np.float64) if a.ndim > 1 else a.reshape(1, -1).astype(np.float64)
+
+
+def _softmax(a: np.ndarray) -> np.ndarray:
+    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def top1_drop(ours: list[np.ndarray], ref: list[np.ndarray]) -> float:
+    agree = [np.argmax(o, -1) == np.argmax(r, -1) for o, r in zip(ours, ref)]
+    return 1.0 - float(np.concatenate([a.reshape(-1) for a in agree]).mean())
+
+
+def kl_drop(ours: list[np.ndarray], ref: list[np.ndarray]) -> float:
+    kls = []
+    for o, r in zip(ours, ref):
+        p, q = _softmax(r.astype(np.float64)), _softmax(o.astype(np.float64))
+        kls.append(np.sum(p * (np.log(p + 1e-30) - np.log(q + 1e-30)), axis=-1).reshape(-1))
+    return float(np.concatenate(kls).mean())
+
+
+def cosine_drop(ours: list[np.ndarray], ref: list[np.ndarray]) -> float:
+    cos = []
+    for o, r in zip(ours, ref):
+        a, b = _flat(o), _flat(r)
+        cos.append(np.sum(a * b, 1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30))
+    return 1.0 - float(np.concatenate(cos).mean())
+
+
+def resolve_metric(name: str) -> Callable[[list, list], float]:
+    builtin = {"top1-agreement": top1_drop, "kl": kl_drop, "cosine": cosine_drop}
+    if name in builtin:
+        return builtin[name]
+    module, sep, func = name.partition(":")
+    if not sep or not module or not func:
+        raise GreenrtError(f"--metric {name!r}: one of {', '.join(METRICS)}, or module:function taking (ours, "
+                           "reference) lists of arrays and returning the drop")
+    try:
+        fn = getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError) as exc:
+        raise GreenrtError(f"--metric {name!r}: cannot load it ({type(exc).__name__}: {exc})") from None
+    if not callable(fn):
+        raise GreenrtError(f"--metric {name!r} is not callable")
+    return fn
+
+
+@dataclass
+class Int8SearchResult:
+    metric: str
+    budget: float
+    all_int8: float  # the drop with every candidate layer INT8
+    final: float
+    kept_float: list[str]  # node names, in the order they were kept
+    sensitivity: dict[str, float] = field(default_factory=dict)  # layer -> drop with only it float
+    macs: dict[str, int] = field(default_factory=dict)
+    trials: int = 0
+    met: bool = True
+
+    @property
+    def layer_precision(self) -> str:
+        return ",".join(f"{glob.escape(name)}=fp32" for name in self.kept_float)  # names as exact patterns
+
+    def to_json(self) -> dict:
+        return {"metric": self.metric, "budget": self.budget, "all_int8_drop": self.all_int8,
+                "final_drop": self.final, "met": self.met, "kept_float": list(self.kept_float),
+                "layer_precision": self.layer_precision, "trials": self.trials,
+                "sensitivity": {k: {"drop_with_only_it_float": v, "macs": self.macs.get(k, 0)}
+                                for k, v in self.sensitivity.items()},
+                "cost_proxy": "multiply-accumulates of the layer (the INT8 kernels are not timed yet)"}
+
+
+def search_int8(layers: list[str], macs: dict[str, int], evaluate: Callable[[list[str]], float], budget: float,
+                metric: str, log=print, progress=None) -> Int8SearchResult:
+    """``evaluate(kept_float)`` -> the metric's drop of the engine with those layers float (the rest INT8)."""
+    base = evaluate([])
+    log(f"int8 search: all {len(layers)} layers INT8: {metric} drop {base:.4g} (budget {budget:g})")
+    result = Int8SearchResult(metric, budget, base, base, [], macs=dict(macs), trials=1)
+    if base <= budget:
+        return result
+    for i, name in enumerate(layers):
+        result.sensitivity[name] = evaluate([name])
+        result.trials += 1
+        if progress:
+            progress(i + 1, len(layers))
+    gain = {n: base - result.sensitivity[n] for n in layers}
+    order = sorted(layers, key=lambda n: (-gain[n] / max(macs.get(n, 1), 1), n))
+    order = [n for n in order if gain[n] > 0] + [n for n in order if gain[n] <= 0]
+    current = base
+    for name in order:
+        result.kept_float.append(name)
+        current = evaluate(result.kept_float)
+        result.trials += 1
+        log(f"int8 search: + {name} float ({macs.get(name, 0) / 1e6:.1f} M MACs): drop {current:.4g}")
+        if current <= budget:
+            break
+    result.final = current
+    result.met = current <= budget
+    return result
+
+
+def layer_macs(model) -> dict[str, int]:
+    """Multiply-accumulates per conv/GEMM node of an optimized onnx-ir model at its graph's static shapes
+    (the batch dim, symbolic or not, counts as 1)."""
+    out = {}
+    for node in model.graph:
+        if node.op_type not in ("Conv", "FusedConv", "MatMul", "FusedMatMul") or len(node.inputs) < 2:
+            continue
+        w = node.inputs[1]
+        y = node.outputs[0]
+        if w is None or w.const_value is None or y.shape is None:
+            continue
+        w_shape = list(w.const_value.shape)
+        out_elems = 1
+        for d in list(y.shape)[1:]:
+            out_elems *= d if isinstance(d, int) else 1
+        if node.op_type in ("Conv", "FusedConv"):
+            per_output = int(np.prod(w_shape[1:]))
+        else:
+            trans = any(a.name == "trans_w" and a.value for a in node.attributes.values())
+            per_output = w_shape[1] if trans else w_shape[0]
+        out[node.name or ""] = int(out_elems * per_output)
+    return out
