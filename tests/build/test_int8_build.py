@@ -220,7 +220,10 @@ def test_max_accuracy_drop_keeps_the_costliest_layers_float_and_writes_a_reprodu
                                                              layer_precision=search["layer_precision"]),
                          log=lambda m: None)
     assert "accuracy_search" not in again["report"]["int8"]
-    assert read_engine(tmp_path / "s.engine").plan.to_json() == read_engine(tmp_path / "r.engine").plan.to_json()
+    def layers(path):  # the graph and its numbers; the tactics are timed anew by each build
+        return [(s.op_type, s.inputs, s.attrs) for s in read_engine(path).plan.steps]
+
+    assert layers(tmp_path / "s.engine") == layers(tmp_path / "r.engine")
     # a budget already met keeps everything INT8 after one trial
     easy = build_engine(cnn, tmp_path / "e.engine", _config(int8=True, calib=str(calib), max_accuracy_drop=0.5,
                                                             metric="top1-agreement"), log=lambda m: None)

@@ -15,8 +15,9 @@ saturated. So a layer feeding another INT8 layer hands it INT8 directly, with no
 
 This is the reference INT8 execution, exact on every device: the products of the integer inputs are accumulated in
 float64, where every partial sum is an integer below 2**53, so the accumulator equals int32 arithmetic's wherever
-int32 does not overflow (the quantization stage refuses layers whose reduction could: K * 255 * 255 >= 2**31). The
-epilogue is float32, as the fused kernels' (cuDNN's graph API, the Hopper issue's) is; those kernels are tactics of
+int32 does not overflow (the quantization stage refuses layers whose reduction could: K * 255 * 255 >= 2**31). On
+the CPU the sums run in float32 instead where a bound from the weights shows every partial sum stays below 2**24
+(and the result is checked to be integral), several times faster and as exact. The epilogue is float32, as the fused kernels' (cuDNN's graph API, the Hopper issue's) is; those kernels are tactics of
 these ops and are checked against this.
 """
 
@@ -101,17 +102,49 @@ def _common(x_scale, w_scale, out_dtype, y_scale):
         raise ValueError("W_scale must be > 0 everywhere")
 
 
+def _exact_in_float32(x: torch.Tensor, x_zero_point, w_shifted: torch.Tensor, reduce_dims: list[int]) -> bool:
+    """Whether float32 holds every partial sum of this reduction exactly (so any summation order gives the exact
+    integer): |x - zp| at most its type's reach, times the largest per-output sum of |w|, below 2**24. CPU only:
+    there the conv and GEMM kernels multiply and add directly; GPU libraries may pick TF32 or Winograd/FFT
+    algorithms, so the GPU keeps float64."""
+    if x.device.type != "cpu":
+        return False
+    if x_zero_point is None or isinstance(x_zero_point, (int, float)):
+        zp = float(x_zero_point or 0)
+    elif x_zero_point.numel() == 1:
+        zp = float(x_zero_point.reshape(-1)[0])
+    else:
+        return False
+    info = torch.iinfo(x.dtype)
+    reach = max(abs(info.min - zp), abs(info.max - zp))
+    return reach * float(w_shifted.abs().sum(dim=reduce_dims).max()) < 2.0**24
+
+
+def _integral_or_none(acc: torch.Tensor) -> torch.Tensor | None:
+    return acc.to(torch.float64) if torch.equal(acc, torch.round(acc)) else None
+
+
 def conv_accumulator(x, w, x_zero_point=0, w_zero_point=None, **conv_attrs) -> torch.Tensor:
     """The exact integer accumulator of a conv over integer tensors, as float64 (each value an integer)."""
     conv_attrs = {"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None, "pads": None,
                   "strides": None} | conv_attrs
-    return _conv_nd(_shifted(x, x_zero_point), _shifted(w, w_zero_point, axis=0), None, **conv_attrs)
+    ws = _shifted(w, w_zero_point, axis=0)
+    if _exact_in_float32(x, x_zero_point, ws, list(range(1, ws.dim()))):
+        acc = _integral_or_none(_conv_nd(_shifted(x, x_zero_point).float(), ws.float(), None, **conv_attrs))
+        if acc is not None:
+            return acc
+    return _conv_nd(_shifted(x, x_zero_point), ws, None, **conv_attrs)
 
 
 def matmul_accumulator(a, w, a_zero_point=0, w_zero_point=None, trans_w=0) -> torch.Tensor:
     """The exact integer accumulator of A @ W (W^T with trans_w) over integer tensors, as float64."""
     wf = _shifted(w, w_zero_point, axis=0 if trans_w else 1)
-    return torch.matmul(_shifted(a, a_zero_point), wf.t() if trans_w else wf)
+    wf = wf.t() if trans_w else wf
+    if _exact_in_float32(a, a_zero_point, wf, [0]):
+        acc = _integral_or_none(torch.matmul(_shifted(a, a_zero_point).float(), wf.float()))
+        if acc is not None:
+            return acc
+    return torch.matmul(_shifted(a, a_zero_point), wf)
 
 
 @op("QConv", 1, domain=GREENRT)
