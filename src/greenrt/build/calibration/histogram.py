@@ -133,14 +133,15 @@ def _entropy_threshold(counts: np.ndarray) -> int:
         if not nonzero.any():
             continue
         # quantize the first i bins (before folding) into LEVELS levels, spread each level over its nonzero bins
-        chunks = np.array_split(np.arange(i), LEVELS)
-        q = np.zeros(i)
+        # (the levels as np.array_split makes them: the first i % LEVELS one bin longer)
         base = hist[:i]
-        for chunk in chunks:
-            mask = base[chunk] > 0
-            k = int(mask.sum())
-            if k:
-                q[chunk[mask]] = base[chunk].sum() / k
+        sizes = np.full(LEVELS, i // LEVELS)
+        sizes[:i % LEVELS] += 1
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        used = base > 0
+        sums = np.add.reduceat(base, starts)
+        counts = np.add.reduceat(used.astype(np.float64), starts)
+        q = np.repeat(sums / np.maximum(counts, 1), sizes) * used
         kl = _kl(p, q)
         if kl < best_kl:
             best_i, best_kl = i, kl
