@@ -105,7 +105,7 @@ def test_calibration_cache_is_reused_and_refused_when_stale(cnn, calib, tmp_path
     a, b = read_engine(tmp_path / "a.engine"), read_engine(tmp_path / "b.engine")
     assert a.plan.to_json() == b.plan.to_json()  # the same quantized graph: same scales, same INT8 weights
     assert a.weights.keys() == b.weights.keys() and all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
-    with pytest.raises(GreenrtError, match="made with --calib-method entropy, this run asks for minmax"):
+    with pytest.raises(GreenrtError, match="made with --calib-method percentile, this run asks for minmax"):
         build_engine(cnn, tmp_path / "c.engine", _config(int8=True, calib_cache=str(cache), calib_method="minmax"),
                      log=lambda m: None)
 
@@ -233,3 +233,30 @@ def test_max_accuracy_drop_keeps_the_costliest_layers_float_and_writes_a_reprodu
     with pytest.raises(GreenrtError, match="--metric 'nope'"):
         build_engine(cnn, tmp_path / "x.engine", _config(int8=True, calib=str(calib), max_accuracy_drop=0.01,
                                                          metric="nope"), log=lambda m: None)
+
+
+@pytest.mark.gpu
+def test_the_int8_reference_runs_on_the_gpu_as_on_the_cpu(cnn, calib, tmp_path):
+    """The same calibration, the same quantized graph, built for CUDA: every INT8 layer's integer output is the
+    CPU's (exact accumulators; a float32 epilogue that may round a tie the other way: at most one step, rarely)."""
+    from greenrt.tools.per_layer import observe
+
+    cache = tmp_path / "c.json"
+    for device in ("cpu", "cuda"):
+        build_engine(cnn, tmp_path / f"{device}.engine", BuildConfig(
+            device=device, profiles=[parse_profile(PROFILE)], int8=True, calib=str(calib), calib_cache=str(cache)),
+            log=lambda m: None)
+    feeds = {"x": R.standard_normal((16, 3, 16, 16)).astype(np.float32)}
+    seen = {}
+    for device in ("cpu", "cuda"):
+        steps, outputs = observe(greenrt.InferenceSession(tmp_path / f"{device}.engine", device=device), feeds,
+                                 lambda name: True)
+        seen[device] = {name: value for _, step, name, value in steps if step.op_type in ("QConv", "QMatMul")}
+    assert seen["cpu"].keys() == seen["cuda"].keys() and len(seen["cpu"]) == 3
+    for name, a in seen["cpu"].items():
+        b = seen["cuda"][name]
+        if a.dtype.kind in "iu":
+            diff = np.abs(a.astype(np.int32) - b.astype(np.int32))
+            assert diff.max() <= 1 and (diff == 0).mean() > 0.999, name
+        else:
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())

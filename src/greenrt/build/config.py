@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import GreenrtError
 from ..plan.profiles import Profile
+from .calibration.histogram import DEFAULT_METHOD as DEFAULT_CALIB_METHOD
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 OPT_LEVELS = range(0, 6)
@@ -33,7 +34,7 @@ class BuildConfig:
     # INT8 (precision/int8.py): convs and GEMMs in INT8 from a calibration, the rest in ``precision``
     int8: bool = False
     calib: str | None = None  # calibration data: .npz file(s), an image folder or module:function
-    calib_method: str = "entropy"
+    calib_method: str = DEFAULT_CALIB_METHOD
     percentile: float = 99.99
     calib_cache: str | None = None  # calibration cache to reuse (when made for this model and calibrator) or write
     calib_batch: int = 8
@@ -102,7 +103,7 @@ def build_command(model_path, config: BuildConfig) -> str:
         parts.append("--int8")
         if config.calib:
             parts += ["--calib", str(config.calib)]
-        if config.calib_method != "entropy":
+        if config.calib_method != DEFAULT_CALIB_METHOD:
             parts += ["--calib-method", config.calib_method]
         if config.calib_method == "percentile" and config.percentile != 99.99:
             parts += ["--percentile", f"{config.percentile:g}"]

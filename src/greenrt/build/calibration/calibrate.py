@@ -21,7 +21,7 @@ from ...errors import GreenrtError
 from ...version import __version__
 from ..jsonfile import read_json, write_json
 from .data import CalibrationDataError, CalibrationSource
-from .histogram import BINS, DEFAULT_PERCENTILE, METHODS, AbsHistogram, threshold
+from .histogram import BINS, DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, AbsHistogram, threshold
 
 CACHE_FORMAT = "greenrt-calibration-cache/1"
 
@@ -105,7 +105,7 @@ def load_cache(path: str | Path, graph: str, method: str | None = None, settings
                        {k: float(v) for k, v in data["ranges"].items()}, dict(data.get("stats", {})), reused=True)
 
 
-def calibrate(model_path: str | Path, source: CalibrationSource | None, method: str = "entropy",
+def calibrate(model_path: str | Path, source: CalibrationSource | None, method: str = DEFAULT_METHOD,
               percentile: float = DEFAULT_PERCENTILE, batch_size: int = 8, cache: str | Path | None = None,
               progress: Callable[[int, int | None], None] | None = None) -> Calibration:
     """Per-tensor INT8 thresholds of ``model_path``'s optimized graph over ``source`` (reused from ``cache`` when it
