@@ -260,3 +260,18 @@ def test_the_int8_reference_runs_on_the_gpu_as_on_the_cpu(cnn, calib, tmp_path):
             assert diff.max() <= 1 and (diff == 0).mean() > 0.999, name
         else:
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+
+
+def test_drift_check_of_an_int8_engine_reads_its_model_and_cache(cnn, calib, tmp_path, capsys):
+    cache, engine = tmp_path / "d.calib.json", tmp_path / "d.engine"
+    build_engine(cnn, engine, _config(int8=True, calib=str(calib), calib_cache=str(cache)), log=lambda m: None)
+    x = np.load(calib)["x"]
+    np.savez(tmp_path / "same.npz", x=R.standard_normal(x.shape).astype(np.float32))
+    np.savez(tmp_path / "bright.npz", x=(x * 3 + 1).astype(np.float32))  # a shifted, brighter set
+    assert main(["calibrate", str(engine), "--check", str(tmp_path / "same.npz")]) == 0
+    assert main(["calibrate", str(engine), "--check", str(tmp_path / "bright.npz")]) == 1
+    assert "recalibrate" in capsys.readouterr().out
+    plain = tmp_path / "plain.engine"
+    build_engine(cnn, plain, _config(), log=lambda m: None)
+    assert main(["calibrate", str(plain), "--check", str(tmp_path / "same.npz")]) == 2
+    assert "not an INT8 engine" in capsys.readouterr().err

@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "greenrt calibrate model.onnx --calib photos/ --calib-method percentile "
                                           "--percentile 99.9 --calib-cache model.calib.json"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="an .onnx file")
+    p.add_argument("model", help="an .onnx file (with --check also an INT8 engine built with --calib-cache: "
+                                   "its model and cache are checked)")
     _add_calibration_args(p, cache_default="MODEL.calib.json")
     p.add_argument("--check", metavar="DATA",
                    help="drift check: run DATA (same forms as --calib) against the calibration cache and name the "

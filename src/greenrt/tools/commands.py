@@ -161,8 +161,11 @@ def cmd_calibrate(args) -> int:
     from ..build.calibration import calibrate, model_input_names, open_calibration_data
 
     model = Path(args.model)
-    if model.suffix != ".onnx" or not model.is_file():
-        raise GreenrtError(f"greenrt calibrate takes an .onnx file; {model} is not one")
+    if model.suffix == ".engine" and args.check:
+        model, args.calib_cache = _engine_calibration(model, args.calib_cache)
+    elif model.suffix != ".onnx" or not model.is_file():
+        raise GreenrtError(f"greenrt calibrate takes an .onnx file (or, with --check, an INT8 engine); {model} is "
+                           "not one")
     cache = Path(args.calib_cache or model.with_suffix(".calib.json"))
     if args.check:
         return _calibration_drift(model, cache, args)
@@ -193,6 +196,25 @@ def cmd_calibrate(args) -> int:
         console.print(f"[yellow]warning:[/yellow] {len(bad)} tensor(s) held NaN or inf on this data (left out of "
                       f"their ranges), first {escape(first)}: {bad[first]} values", highlight=False)
     return EXIT_OK
+
+
+def _engine_calibration(engine: Path, cache: str | None) -> tuple[Path, str]:
+    """The model and calibration cache an INT8 engine was built from (its header's build config)."""
+    from ..plan.engine_file import inspect_engine_header
+
+    config = inspect_engine_header(engine).get("config", {})
+    if not config.get("int8"):
+        raise GreenrtError(f"{engine} is not an INT8 engine (built without --int8): it has no calibration to check")
+    cache = cache or config.get("calib_cache")
+    if not cache:
+        raise GreenrtError(f"{engine} was built without --calib-cache, so the calibration's statistics were not "
+                           "kept; check against the model and a cache: greenrt calibrate MODEL.onnx --calib-cache "
+                           "FILE --check DATA")
+    model = Path(config.get("model", ""))
+    if not model.is_file():
+        raise GreenrtError(f"{engine} was built from {model}, which is not there any more; run greenrt calibrate "
+                           f"MODEL.onnx --calib-cache {cache} --check DATA with the model's path")
+    return model, cache
 
 
 def _calibration_drift(model: Path, cache: Path, args) -> int:
