@@ -268,13 +268,17 @@ def _int8_search(model_path, config: BuildConfig, ranges: dict, rules: list, nam
     macs = layer_macs(probe)
     candidates = [x.node for x in quantize_int8(probe, ranges, rules).quantized]
 
-    def evaluate(kept: list[str]) -> float:
+    def evaluate(kept: list[str], quick: bool = False) -> tuple[float, float]:
         trial = _load_model(model_path, config, optimized=True)[0]
         quantize_int8(trial, ranges, rules + [(glob.escape(name), "fp32") for name in kept])
         if config.precision in ("fp16", "bf16"):
             apply_precision(trial, PrecisionConfig(config.precision, [(p, v) for p, v in rules if v != "int8"]))
         runner = engine_runner(*compile_model(trial), ref_runner.device.type, config)
-        return float(metric([torch_to_numpy(runner.run(f)[index].detach().cpu()) for f in feeds], refs))
+        n = 1 if quick else len(feeds)
+        ours = [torch_to_numpy(runner.run(f)[index].detach().cpu()) for f in feeds[:n]]
+        err = sum(float(np.abs(o.astype(np.float64) - r).mean()) for o, r in zip(ours, refs)) / max(
+            sum(float(np.abs(r).mean()) for r in refs[:n]), 1e-30)
+        return float(metric(ours, refs[:n])), err
 
     log(f"int8 search: {len(candidates)} INT8 layers, {config.metric} drop within {config.max_accuracy_drop:g} on "
         f"{seen} samples of {data} (output {first!r})")

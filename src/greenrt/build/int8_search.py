@@ -7,8 +7,10 @@
 2. Cost: a layer kept float costs its multiply-accumulates, the stated proxy (an INT8 MAC runs at about twice an
    fp16 one on tensor cores and four times fp32's SIMD on CPUs); until the INT8 kernels can be timed by the tactic
    stage (the Hopper issue), MACs are what the search trades against.
-3. Greedy: layers in order of recovered drop per MAC, kept float one at a time, the engine measured again after each,
-   until the metric is within the budget (or every layer is float: then the build says the budget cannot be met).
+3. Order and bisection: layers in order of output error recovered per MAC (a knapsack's greedy order; the smooth
+   error, measured on the first tuning batch, orders better than top-1 agreement, which one layer barely moves),
+   then the shortest prefix of that order whose engine meets the budget on the whole tuning set, found by bisection
+   (about log2(layers) trial engines), or every layer float: then the build says the budget cannot be met.
 
 Each trial is the real engine (the same optimized graph, quantization and runner as the build), never a simulation.
 The chosen layers are written as a --layer-precision rule, which reproduces the build without the search.
@@ -89,7 +91,7 @@ class Int8SearchResult:
     all_int8: float  # the drop with every candidate layer INT8
     final: float
     kept_float: list[str]  # node names, in the order they were kept
-    sensitivity: dict[str, float] = field(default_factory=dict)  # layer -> drop with only it float
+    sensitivity: dict[str, float] = field(default_factory=dict)  # layer -> output error with only it float
     macs: dict[str, int] = field(default_factory=dict)
     trials: int = 0
     met: bool = True
@@ -102,37 +104,53 @@ class Int8SearchResult:
         return {"metric": self.metric, "budget": self.budget, "all_int8_drop": self.all_int8,
                 "final_drop": self.final, "met": self.met, "kept_float": list(self.kept_float),
                 "layer_precision": self.layer_precision, "trials": self.trials,
-                "sensitivity": {k: {"drop_with_only_it_float": v, "macs": self.macs.get(k, 0)}
+                "sensitivity": {k: {"mean_rel_err_with_only_it_float": v, "macs": self.macs.get(k, 0)}
                                 for k, v in self.sensitivity.items()},
                 "cost_proxy": "multiply-accumulates of the layer (the INT8 kernels are not timed yet)"}
 
 
-def search_int8(layers: list[str], macs: dict[str, int], evaluate: Callable[[list[str]], float], budget: float,
-                metric: str, log=print, progress=None) -> Int8SearchResult:
-    """``evaluate(kept_float)`` -> the metric's drop of the engine with those layers float (the rest INT8)."""
-    base = evaluate([])
+def search_int8(layers: list[str], macs: dict[str, int], evaluate: Callable[..., tuple[float, float]],
+                budget: float, metric: str, log=print, progress=None) -> Int8SearchResult:
+    """``evaluate(kept_float, quick=False)`` -> (the metric's drop, the mean relative error of the output) of the
+    engine with those layers float and the rest INT8; ``quick`` runs it on the first batch only (the per-layer
+    sensitivities, where the smooth error orders the layers and one batch is enough)."""
+    base, _ = evaluate([])
     log(f"int8 search: all {len(layers)} layers INT8: {metric} drop {base:.4g} (budget {budget:g})")
     result = Int8SearchResult(metric, budget, base, base, [], macs=dict(macs), trials=1)
     if base <= budget:
         return result
+    _, base_err = evaluate([], quick=True)
+    gain = {}
     for i, name in enumerate(layers):
-        result.sensitivity[name] = evaluate([name])
-        result.trials += 1
+        _, err = evaluate([name], quick=True)
+        gain[name] = base_err - err
+        result.sensitivity[name] = err
         if progress:
             progress(i + 1, len(layers))
-    gain = {n: base - result.sensitivity[n] for n in layers}
-    order = sorted(layers, key=lambda n: (-gain[n] / max(macs.get(n, 1), 1), n))
-    order = [n for n in order if gain[n] > 0] + [n for n in order if gain[n] <= 0]
-    current = base
-    for name in order:
-        result.kept_float.append(name)
-        current = evaluate(result.kept_float)
-        result.trials += 1
-        log(f"int8 search: + {name} float ({macs.get(name, 0) / 1e6:.1f} M MACs): drop {current:.4g}")
-        if current <= budget:
-            break
-    result.final = current
-    result.met = current <= budget
+    result.trials += 1 + len(layers)
+    # knapsack's greedy order: error recovered per MAC kept float, the layers that recover nothing last
+    order = sorted(layers, key=lambda n: (gain[n] <= 0, -gain[n] / max(macs.get(n, 1), 1), n))
+    drops: dict[int, float] = {}
+
+    def drop_at(k: int) -> float:
+        if k not in drops:
+            drops[k], _ = evaluate(order[:k])
+            result.trials += 1
+            log(f"int8 search: {k} layer(s) float ({sum(macs.get(n, 0) for n in order[:k]) / 1e6:.1f} M MACs): "
+                f"{metric} drop {drops[k]:.4g}")
+        return drops[k]
+
+    lo, hi = 0, len(order)  # drop_at(lo) over budget; the smallest k within it is in (lo, hi]
+    if drop_at(hi) > budget:
+        result.kept_float, result.final, result.met = list(order), drops[hi], False
+        return result
+    while hi - lo > 1:  # bisection, taking the drop as falling with k (each step re-measured, not assumed)
+        mid = (lo + hi) // 2
+        if drop_at(mid) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    result.kept_float, result.final = order[:hi], drops[hi]
     return result
 
 
