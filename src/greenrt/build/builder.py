@@ -13,7 +13,6 @@ checks.py): a build never fails because a made-up shape does not suit it.
 
 from __future__ import annotations
 
-import glob
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -229,8 +228,11 @@ def _quantize_int8(model_path, model, config: BuildConfig, log, progress, ref_ru
     if config.max_accuracy_drop is not None:
         search = _int8_search(model_path, config, calibration.ranges, rules, names, ref_runner, log, progress)
         out["accuracy_search"] = search.to_json()
-        rules = rules + [(glob.escape(name), "fp32") for name in search.kept_float]
-    quantized = quantize_int8(model, calibration.ranges, rules)
+        keep = {name: f"accuracy budget ({config.metric} drop within {config.max_accuracy_drop:g})"
+                for name in search.kept_float}
+    else:
+        keep = {}
+    quantized = quantize_int8(model, calibration.ranges, rules, keep)
     log(quantized.summary())
     return quantized.to_json() | out | {"calibration": {
         "method": calibration.method, "settings": calibration.settings, "samples": calibration.samples,
@@ -270,7 +272,7 @@ def _int8_search(model_path, config: BuildConfig, ranges: dict, rules: list, nam
 
     def evaluate(kept: list[str], quick: bool = False) -> tuple[float, float]:
         trial = _load_model(model_path, config, optimized=True)[0]
-        quantize_int8(trial, ranges, rules + [(glob.escape(name), "fp32") for name in kept])
+        quantize_int8(trial, ranges, rules, {name: "trial" for name in kept})
         if config.precision in ("fp16", "bf16"):
             apply_precision(trial, PrecisionConfig(config.precision, [(p, v) for p, v in rules if v != "int8"]))
         runner = engine_runner(*compile_model(trial), ref_runner.device.type, config)

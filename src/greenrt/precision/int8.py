@@ -179,10 +179,11 @@ def _resolve(rules, name: str, op_type: str) -> tuple[str, str]:
     return precision, rule
 
 
-def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[str, str]] = ()) -> Int8Report:
+def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[str, str]] = (),
+                  keep: dict[str, str] | None = None) -> Int8Report:
     """Rewrite ``model`` in place (see the module doc); ``ranges``: calibrated threshold per tensor name;
     ``rules``: (pattern, precision) as --layer-precision gives them, later wins; a precision other than int8 keeps
-    the matching layers float."""
+    the matching layers float; ``keep``: exact node names kept float, with the reason (the accuracy budget's)."""
     graph = model.graph
     report = Int8Report()
     layers: dict[int, _Layer] = {}
@@ -192,6 +193,9 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
             continue
         name, op = node.name or "", node.op_type
         precision, rule = _resolve(rules, name, op)
+        if keep and name in keep and not rule:
+            report.layers.append(LayerInt8(name, op, "", keep[name]))
+            continue
         if precision != "int8":
             report.layers.append(LayerInt8(name, op, precision, f"override {rule}"))
             continue

@@ -439,7 +439,26 @@ def _inspect_engine(path: str) -> int:
         for w in prec.get("warnings", []):
             console.print(f"precision warning: {escape(str(w))}", highlight=False)
     else:
-        console.print(f"precision: {cfg.get('precision', 'fp32')} throughout", highlight=False)
+        rest = " (the layers not in INT8)" if report.get("int8") else " throughout"
+        console.print(f"precision: {cfg.get('precision', 'fp32')}{rest}", highlight=False)
+    int8 = report.get("int8")
+    if isinstance(int8, dict):
+        cal = int8.get("calibration", {})
+        console.print(f"int8: {int8.get('int8_layers', 0)} layer(s) INT8 ({int8.get('int8_outputs', 0)} hand INT8 "
+                      f"to INT8 readers), {int8.get('float_layers', 0)} kept float; calibration {cal.get('method')} "
+                      f"over {cal.get('samples')} samples of {escape(str(cal.get('data')))}"
+                      + (f" (cache {escape(str(cal['cache']))}{', reused' if cal.get('reused') else ''})"
+                         if cal.get("cache") else ""), highlight=False)
+        for k in int8.get("kept_float", [])[:20]:
+            console.print(f"  {escape(str(k['node']))} ({k['op_type']}): float - {escape(str(k['reason']))}",
+                          highlight=False)
+        s8 = int8.get("accuracy_search")
+        if s8:
+            console.print(f"int8 accuracy budget: {s8['metric']} drop {s8['final_drop']:.4g} (all INT8 "
+                          f"{s8['all_int8_drop']:.4g}, budget {s8['budget']:g}, {'met' if s8['met'] else 'NOT met'}) "
+                          f"with {len(s8['kept_float'])} layer(s) float, {s8['trials']} trial engines; rebuild "
+                          f"without the search: --layer-precision '{escape(s8['layer_precision'])}'",
+                          highlight=False)
     search = report.get("accuracy_search")
     if search:
         console.print(f"accuracy search: {search['kept_fp32']} of {search['layers']} layers kept fp32 for max error "
