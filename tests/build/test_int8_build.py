@@ -204,6 +204,9 @@ def test_per_layer_compare_dequantizes_int8_layers_and_names_the_layer_that_lost
                                spread=False)
     first = next(r for r in report.layers if r.verdict != "match")
     assert first.tensor == "r1" and first.max_rel > 0.5
+    from greenrt.tools.per_layer import worst_layers
+
+    assert worst_layers(report)[0].step_name == "conv1"  # the layer that adds the most error, not the last one
 
 
 def test_max_accuracy_drop_keeps_the_costliest_layers_float_and_writes_a_reproducible_rule(cnn, calib, tmp_path):

@@ -61,6 +61,7 @@ class LayerRecord:
     verdict: str
     spread_abs: float | None = None
     note: str = ""
+    added_rel: float | None = None  # max rel err here minus the largest of its inputs': what this layer adds
 
     @property
     def over_tolerance(self) -> bool:
@@ -265,12 +266,42 @@ def per_layer_compare(session, reference: str, feeds: Mapping[str, np.ndarray], 
             refs = {"onnxruntime": theirs[r.tensor], **sp.references}
             v = compare.judge(r.tensor, ours_by_name[r.tensor], refs, rtol, atol, sp, k)
             r.verdict, r.spread_abs, r.note = v.verdict, float(sp.max_abs), v.note
+    _added_errors(layers, steps)
     config = (session.header or {}).get("config", {})
     return PerLayerReport(
         model=str(session.model_path), reference=str(reference), precision=("int8+" if config.get("int8") else "") + str(config.get("precision", "fp32")),
         device=session.device.type, inputs={"shapes": {k: list(np.shape(v)) for k, v in feeds.items()}},
         rtol=rtol, atol=atol, spread_multiple=k, layers=layers, steps=len(steps), skipped=skipped,
         not_compared=not_compared, build_command=str(config.get("build_command", "")))
+
+
+def _added_errors(layers: list[LayerRecord], steps) -> None:
+    """Each layer's own share: its error minus the largest error among the tensors it reads (through the steps
+    only greenrt has, such as an INT8 engine's QuantizeLinear, back to compared tensors; graph inputs count 0)."""
+    error = {r.tensor: r.max_rel for r in layers if math.isfinite(r.max_rel)}
+    producer = {name: step for step in steps for name in step.outputs if name}
+    memo: dict[str, float] = {}
+
+    def upstream(name: str, depth: int = 0) -> float:
+        if name in error:
+            return error[name]
+        if name in memo or depth > 50:
+            return memo.get(name, 0.0)
+        step = producer.get(name)
+        memo[name] = max((upstream(i, depth + 1) for i in step.inputs if i), default=0.0) if step else 0.0
+        return memo[name]
+
+    by_step = {id(s): s for s in steps}
+    for r in layers:
+        step = steps[r.step] if 0 <= r.step < len(steps) else by_step.get(r.step)
+        if step is None or not math.isfinite(r.max_rel):
+            continue
+        r.added_rel = r.max_rel - max((upstream(i) for i in step.inputs if i), default=0.0)
+
+
+def worst_layers(report: "PerLayerReport", n: int = 5) -> list[LayerRecord]:
+    return sorted((r for r in report.layers if r.added_rel is not None and r.added_rel > 0),
+                  key=lambda r: -r.added_rel)[:n]
 
 
 def _op_label(step) -> str:
@@ -316,6 +347,16 @@ def print_report(report: PerLayerReport, console) -> None:
     if first_mismatch is not None:
         print(f"first MISMATCH: #{first_mismatch.index} {first_mismatch.tensor} ({first_mismatch.op_type})"
               + (f": {first_mismatch.note}" if first_mismatch.note else ""))
+    worst = worst_layers(report)
+    if worst:
+        print("layers adding the most error (theirs minus the largest of their inputs'): " + ", ".join(
+            f"{r.step_name or r.tensor} ({r.op_type}) +{_fmt(r.added_rel)}" for r in worst))
+        quantized = [r for r in worst if r.op_type in ("greenrt.QConv", "greenrt.QMatMul") and r.step_name][:3]
+        if quantized and report.precision.startswith("int8+"):
+            float_precision = report.precision.removeprefix("int8+")
+            rule = ",".join(f"{r.step_name}={float_precision}" for r in quantized)
+            print(f"to keep the worst INT8 layers float, rebuild with --layer-precision '{rule}' (or let "
+                  "--max-accuracy-drop choose)")
     finite = [r.max_rel for r in report.layers if math.isfinite(r.max_rel)]
     if report.layers and finite:
         last = report.layers[-1]
