@@ -526,6 +526,49 @@ def _cross_build(r: dict[str, Results]) -> str:
         f"{f.cite(('torch',))}.")
 
 
+def _accuracy(r: dict[str, Results]) -> str:
+    """The accuracy suite (bench/accuracy/run.py): per model, greenrt's engines and onnxruntime's INT8."""
+    name = "accuracy_cpu.json"
+    f = r[name]
+    rows = ["| model | engine | top-1 vs labels | top-1 agreement with fp32 [95% CI] | on confident inputs | "
+            "top-5 overlap | KL from fp32 | cosine, mean / least | nearest-neighbour agreement | engine MiB | "
+            "activation MiB |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def cell(rec, key, fmt=lambda v: num(v, 4)):
+        v = rec.get(key)
+        return fmt(v) if isinstance(v, (int, float)) else "-"
+
+    for rec in f.records:
+        if rec.get("status") == "skipped":
+            rows.append(f"| {rec['model']} | {rec['runner']}: skipped ({rec.get('reason', '')[:80]}) |" + " |" * 9)
+            continue
+        ci = rec.get("ci95_top1_agreement_vs_fp32")
+        agree = cell(rec, "top1_agreement_vs_fp32", pct) + (f" [{pct(ci[0])}, {pct(ci[1])}]" if ci else "")
+        cos = (f"{num(rec['cosine_mean_vs_fp32'], 4)} / {num(rec['cosine_min_vs_fp32'], 4)}"
+               if "cosine_mean_vs_fp32" in rec else "-")
+        runner = rec["runner"].replace("greenrt engine ", "greenrt ")
+        if rec.get("kept_float") is not None:
+            runner += f" ({len(rec['kept_float'])} layers kept fp32)"
+        rows.append(f"| {rec['model']} | {runner} | {cell(rec, 'top1_accuracy', pct)} | {agree} | "
+                    f"{cell(rec, 'top1_agreement_vs_fp32_confident', pct)} | {cell(rec, 'top5_overlap_vs_fp32', pct)} | "
+                    f"{cell(rec, 'kl_divergence_vs_fp32', err)} | {cos} | "
+                    f"{cell(rec, 'nn_retrieval_agreement_vs_fp32', pct)} | {cell(rec, 'engine_mib', num)} | "
+                    f"{cell(rec, 'activation_peak_mib', num)} |")
+    data = "; ".join(f"{m}: " + ", ".join(f"{k} {v}" for k, v in f.where(model=m)[0].get("data", {}).items())
+                     for m in dict.fromkeys(x["model"] for x in f.records) if f.where(model=m)[0].get("data"))
+    head = para(
+        "**INT8 accuracy suite** (`python bench/accuracy/run.py`, CPU; every engine against the fp32 model on "
+        "held-out data; greenrt's INT8 engine is its exact INT8 reference execution, onnxruntime's rows are its own "
+        "`quantize_static` (QDQ, per-channel INT8 weights, its default UINT8 activations) on the same calibration "
+        "data, run by onnxruntime; `max-accuracy-drop` is the budget build on the separate tuning set).")
+    tail = para(f"Data: {data}. onnxruntime's rows are its defaults with per-channel weights: on MiniLM that "
+                f"quantizes every op it can (its symbolic shape inference skipped, which fails on this export), "
+                f"and its entropy calibrator could not bin one tensor; they are what a user gets from "
+                f"quantize_static, not its best tuned result. Source: {f.cite(('torch', 'onnxruntime'))}.")
+    return "\n\n".join([head, "\n".join(rows), tail])
+
+
 def _cpu_compiled(r: dict[str, Results]) -> str:
     f = r["cpu_compiled_ab.json"]
     parts = []
@@ -584,7 +627,7 @@ def block_measured(r: dict[str, Results]) -> str:
     intro = para("Rendered by `python scripts/readme_results.py` from the files under `bench/results/` "
                  "(greenrt-results/1, `src/greenrt/tools/results.py`); the test suite fails when this section and "
                  "the files disagree. Each source is one run; every ratio compares runners of the same run.")
-    sections = [intro, _suite(r), _suite_transformers(r), _suite_opt4(r), _cross_build(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
+    sections = [intro, _suite(r), _suite_transformers(r), _suite_opt4(r), _cross_build(r), _accuracy(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
                 _node_counts(r),
                 _cpu_ab(r), _cpu_compiled(r), _sensitivity(r), _install(r)]
     return "\n" + "\n\n".join(sections) + "\n"
