@@ -278,3 +278,30 @@ def test_drift_check_of_an_int8_engine_reads_its_model_and_cache(cnn, calib, tmp
     build_engine(cnn, plain, _config(), log=lambda m: None)
     assert main(["calibrate", str(plain), "--check", str(tmp_path / "same.npz")]) == 2
     assert "not an INT8 engine" in capsys.readouterr().err
+
+
+def test_embedding_tables_become_int8_rows(tmp_path):
+    table = numpy_helper.from_array(R.standard_normal((300, 32)).astype(np.float32), "emb")
+    w = numpy_helper.from_array(R.standard_normal((32, 8)).astype(np.float32) * 0.3, "w")
+    nodes = [helper.make_node("Gather", ["emb", "ids"], ["e"], name="embed"),
+             helper.make_node("MatMul", ["e", "w"], ["y"], name="proj")]
+    graph = helper.make_graph(nodes, "emb", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5, 8])], [table, w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "emb.onnx")
+    np.savez(tmp_path / "ids.npz", ids=R.integers(0, 300, (64, 5)))
+    header = build_engine(tmp_path / "emb.onnx", tmp_path / "emb.engine", BuildConfig(
+        device="cpu", profiles=[parse_profile("ids:1x5/8x5/16x5")], int8=True, calib=str(tmp_path / "ids.npz")),
+        log=lambda m: None)
+    layers = {x["node"]: x["precision"] for x in header["report"]["int8"]["layers"]}
+    assert layers == {"embed": "int8", "proj": "int8"}
+    engine = read_engine(tmp_path / "emb.engine")
+    assert [s.op_type for s in engine.plan.steps if s.op_type.startswith("Q")] == ["QGather", "QuantizeLinear",
+                                                                                   "QMatMul"]
+    floats = sum(v.numel() for v in engine.weights.values() if v.dtype == torch.float32)
+    assert floats < 1000  # the row and channel scales; no float copy of the 9,600-value table or the weight
+    ids = R.integers(0, 300, (16, 5))
+    ours = greenrt.InferenceSession(tmp_path / "emb.engine").run(None, {"ids": ids})[0]
+    ref = run_onnxruntime(str(tmp_path / "emb.onnx"), {"ids": ids})[0]
+    assert float(np.abs(ours - ref).mean() / np.abs(ref).mean()) < 2e-2

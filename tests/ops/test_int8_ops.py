@@ -117,3 +117,15 @@ def test_float_inputs_and_bad_scales_are_refused_with_the_tensor_named():
         QConv(x, w, torch.ones(4), x_scale=1.0, out_dtype=INT8)
     with pytest.raises(ValueError, match="W_scale must be > 0"):
         QConv(x, w, torch.zeros(4), x_scale=1.0)
+
+
+def test_qgather_is_gather_of_the_dequantized_table():
+    from greenrt.ops.int8 import QGather
+
+    table = _ints((50, 8), np.int8)
+    scale = (R.random(50) * 0.1 + 0.01).astype(np.float32)
+    idx = np.array([[0, 49, -1], [7, 7, -50]], dtype=np.int64)
+    want = _run_reference("Gather", {"data": table.astype(np.float32) * scale[:, None], "indices": idx},
+                          TensorProto.FLOAT)
+    got = QGather(torch.from_numpy(table), torch.from_numpy(scale), torch.from_numpy(idx)).numpy()
+    np.testing.assert_array_equal(got, want)

@@ -172,3 +172,14 @@ def QMatMul(a, w, w_scale, b=None, z=None, w_zero_point=None, *, a_scale, a_zero
     return epilogue(acc, acc.dim() - 1, a_scale, w_scale, b, z, z_scale=z_scale, z_zero_point=z_zero_point,
                     activation=activation, activation_params=activation_params, out_dtype=out_dtype,
                     y_scale=y_scale, y_zero_point=y_zero_point)
+
+
+@op("QGather", 1, domain=GREENRT)
+def QGather(table, scale, indices):
+    """An embedding lookup from an INT8 table with one symmetric scale per row: table[indices] * scale[indices],
+    as float32 (ONNX Gather along axis 0 with negative indices counted from the end)."""
+    _check_integer("QGather's table", table)
+    idx = indices.to(torch.int64)
+    idx = torch.where(idx < 0, idx + table.shape[0], idx)
+    rows = table.index_select(0, idx.reshape(-1)).to(torch.float32) * scale.index_select(0, idx.reshape(-1))[:, None]
+    return rows.reshape(*idx.shape, *table.shape[1:])

@@ -20,6 +20,8 @@ Placement, as an optimizing builder places it:
   except where its producer is itself an INT8 layer whose every reader is an INT8 layer (as input, or as a conv's
   residual): that producer writes INT8 directly (requantized in its epilogue), with no dequantize/quantize between
   the two. Everything else reads the float output of the layer.
+- Embedding tables (a Gather along axis 0 of a constant 2-D float table of at least 4,096 values): INT8 rows with
+  one symmetric scale each (greenrt.QGather), the rows looked up dequantized to float32; no calibration needed.
 - Kept float, with the reason in the report: layers a ``--layer-precision`` rule sends to a float precision, layers
   whose input has no calibrated range or a range of 0 (never seen non-zero), non-float or non-constant weights,
   and reductions long enough that an int32 accumulator could overflow.
@@ -158,6 +160,22 @@ def _layer_of(node: ir.Node) -> tuple[_Layer | None, str]:
     if layer.reduction > MAX_EXACT_K:
         return None, f"reduction of {layer.reduction} products could overflow an int32 accumulator"
     return layer, ""
+
+
+MIN_TABLE = 4096  # embedding tables below this many values stay float (nothing to save)
+
+
+def _embedding_table(node: ir.Node) -> np.ndarray | None:
+    """The constant float32 2-D table of an ONNX Gather along axis 0 with integer indices, else None."""
+    if canonical_domain(node.domain) != "" or node.op_type != "Gather" or len(node.inputs) != 2:
+        return None
+    if attr(node, "axis", 0) != 0 or node.inputs[1] is None or node.inputs[1].dtype not in (
+            ir.DataType.INT64, ir.DataType.INT32):
+        return None
+    table = const_array(node.inputs[0])
+    if table is None or table.dtype != np.float32 or table.ndim != 2 or table.size < MIN_TABLE:
+        return None
+    return table
 
 
 def _weight_scales(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -308,6 +326,26 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
             new.outputs[0].type = ir.TensorType(
                 ir.DataType.UINT8 if out.name in unsigned_values else ir.DataType.INT8)
         report.layers.append(LayerInt8(name, node.op_type, "int8", out="int8" if layer.int8_out else "float"))
+    for node in list(graph):  # embedding tables: INT8 rows, one scale each (no calibration needed)
+        table = _embedding_table(node)
+        if table is None:
+            continue
+        name = node.name or ""
+        precision, rule = _resolve(rules, name, node.op_type)
+        if precision != "int8" or (keep and name in keep):
+            report.layers.append(LayerInt8(name, node.op_type, "", f"override {rule}" if rule else keep[name]))
+            continue
+        q, scale = _weight_scales(table, 0)
+        hint = (name or "gather").replace("/", "_")
+        new = ir.Node(GREENRT_DOMAIN, "QGather", [add_initializer(graph, f"{hint}_table_int8", q),
+                                                  add_initializer(graph, f"{hint}_row_scale", scale),
+                                                  node.inputs[1]], name=node.name)
+        new.metadata_props["greenrt.precision"] = "int8"
+        replaced_weights.append(node.inputs[0])
+        replace_node(graph, [node], new, node.outputs[0])
+        report.layers.append(LayerInt8(name, "Gather", "int8", out="float"))
+    if report.quantized:
+        graph.opset_imports.setdefault(GREENRT_DOMAIN, 1)
     for w in replaced_weights:  # the float weights now read by nothing: not kept in the engine beside the INT8 ones
         if w is not None and w.name in graph.initializers and not list(w.uses()) and not w.is_graph_output():
             del graph.initializers[w.name]
