@@ -4,7 +4,7 @@
 
 1. Sensitivity: for every INT8 layer, a trial engine with only that layer kept float, measured on the tuning data
    against the fp32 model: how much of the all-INT8 engine's drop that layer alone accounts for.
-2. Cost: a layer kept float costs its multiply-accumulates, the stated proxy (an INT8 MAC runs at about twice an
+2. Cost: a layer kept float costs its multiply-accumulates plus the weight values it reads, the stated proxy (an INT8 MAC runs at about twice an
    fp16 one on tensor cores and four times fp32's SIMD on CPUs); until the INT8 kernels can be timed by the tactic
    stage (the Hopper issue), MACs are what the search trades against.
 3. Order and bisection: layers in order of output error recovered per MAC (a knapsack's greedy order; the smooth
@@ -106,7 +106,8 @@ class Int8SearchResult:
                 "layer_precision": self.layer_precision, "trials": self.trials,
                 "sensitivity": {k: {"mean_rel_err_with_only_it_float": v, "macs": self.macs.get(k, 0)}
                                 for k, v in self.sensitivity.items()},
-                "cost_proxy": "multiply-accumulates of the layer (the INT8 kernels are not timed yet)"}
+                "cost_proxy": "multiply-accumulates per sample plus weight values read (the INT8 kernels are not timed "
+                              "yet)"}
 
 
 def search_int8(layers: list[str], macs: dict[str, int], evaluate: Callable[..., tuple[float, float]],
@@ -155,11 +156,19 @@ def search_int8(layers: list[str], macs: dict[str, int], evaluate: Callable[...,
 
 
 def layer_macs(model) -> dict[str, int]:
-    """Multiply-accumulates per conv/GEMM node of an optimized onnx-ir model at its graph's static shapes
-    (the batch dim, symbolic or not, counts as 1)."""
+    """The cost proxy per INT8 candidate of an optimized onnx-ir model: multiply-accumulates per sample at the graph's
+    static shapes (the batch dim counts as 1) plus the weight values it reads (bytes moved: for an embedding lookup,
+    whose MACs are none, its table's size, so keeping a large table float is not taken as free)."""
     out = {}
     for node in model.graph:
-        if node.op_type not in ("Conv", "FusedConv", "MatMul", "FusedMatMul") or len(node.inputs) < 2:
+        if len(node.inputs) < 2:
+            continue
+        if node.op_type == "Gather":
+            table = node.inputs[0]
+            if table is not None and table.const_value is not None:
+                out[node.name or ""] = int(np.prod(table.const_value.shape))
+            continue
+        if node.op_type not in ("Conv", "FusedConv", "MatMul", "FusedMatMul"):
             continue
         w = node.inputs[1]
         y = node.outputs[0]
@@ -174,5 +183,5 @@ def layer_macs(model) -> dict[str, int]:
         else:
             trans = any(a.name == "trans_w" and a.value for a in node.attributes.values())
             per_output = w_shape[1] if trans else w_shape[0]
-        out[node.name or ""] = int(out_elems * per_output)
+        out[node.name or ""] = int(out_elems * per_output + np.prod(w_shape))
     return out
