@@ -24,6 +24,7 @@ Hopper issue's kernels). Engine file sizes and activation memory are in each rec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import re
@@ -234,6 +235,12 @@ def _run_all(run: Callable[[dict], np.ndarray], feeds: dict) -> np.ndarray:
 
 
 def onnxruntime_int8(s: Suite, method: str, folder: Path) -> tuple[np.ndarray, float]:
+    pre, out = folder / f"{s.path.stem}_pre.onnx", folder / f"{s.path.stem}_ort_{method}.onnx"
+    with contextlib.chdir(folder):  # onnxruntime's quantization tools leave temporary files in the working folder
+        return _onnxruntime_int8(s, method, pre, out)
+
+
+def _onnxruntime_int8(s: Suite, method: str, pre: Path, out: Path) -> tuple[np.ndarray, float]:
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -246,7 +253,6 @@ def onnxruntime_int8(s: Suite, method: str, folder: Path) -> tuple[np.ndarray, f
         def get_next(self):
             return next(self.batches, None)
 
-    pre, out = folder / f"{s.path.stem}_pre.onnx", folder / f"{s.path.stem}_ort_{method}.onnx"
     if not pre.exists():
         try:
             quant_pre_process(str(s.path), str(pre))
