@@ -31,7 +31,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -235,6 +235,8 @@ def _run_all(run: Callable[[dict], np.ndarray], feeds: dict) -> np.ndarray:
 
 
 def onnxruntime_int8(s: Suite, method: str, folder: Path) -> tuple[np.ndarray, float]:
+    folder = folder.resolve()
+    s = replace(s, path=s.path.resolve())  # the paths stay right inside the temporary folder
     pre, out = folder / f"{s.path.stem}_pre.onnx", folder / f"{s.path.stem}_ort_{method}.onnx"
     with contextlib.chdir(folder):  # onnxruntime's quantization tools leave temporary files in the working folder
         return _onnxruntime_int8(s, method, pre, out)
