@@ -133,23 +133,9 @@ def _photos() -> dict[str, np.ndarray]:
 
 
 def _crops(images: list[np.ndarray], per_photo: int, seed: int) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
+    from greenrt.zoo.efficientnet_lite import photo_crops
 
-    rng = np.random.default_rng(seed)
-    crops = []
-    for image in images:
-        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-        h, w = t.shape[-2:]
-        for _ in range(per_photo):
-            side = int(min(h, w) * rng.uniform(0.3, 1.0))
-            top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-            c = t[..., top:top + side, left:left + side]
-            if rng.random() < 0.5:
-                c = c.flip(-1)
-            c = F.interpolate(c, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
-            crops.append(((c - 127.0) / 128.0).numpy().astype(np.float32))
-    return np.concatenate(crops)
+    return photo_crops(per_photo, seed, images=[np.ascontiguousarray(im[..., :3]) for im in images])
 
 
 def _input_name(path) -> str:

@@ -80,15 +80,16 @@ def imagenet_labels() -> list[str]:
         return [f"class {i}" for i in range(1000)]
 
 
-def photo_crops(per_photo: int = 16, seed: int = 0) -> np.ndarray:
+def photo_crops(per_photo: int = 16, seed: int = 0, images: list[np.ndarray] | None = None) -> np.ndarray:
     """Nx3x224x224 preprocessed random crops (30-100% of the shorter side, random place, random flip) of the
-    bundled photos: a small real-image set for precision checks (no labels: agreement with fp32 is the metric)."""
+    bundled photos (or of ``images``, HxWx3 uint8): a small real-image set for precision checks (no labels:
+    agreement with fp32 is the metric)."""
     import torch
     import torch.nn.functional as F
 
     rng = np.random.default_rng(seed)
     crops = []
-    for image in photos().values():
+    for image in (photos().values() if images is None else images):
         t = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1)[None].float()
         h, w = t.shape[-2:]
         for _ in range(per_photo):
