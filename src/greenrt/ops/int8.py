@@ -28,6 +28,7 @@ import torch
 from ..onnx.dtypes import to_torch_dtype
 from .conv import _conv_nd
 from .fused import _activation
+from .quantization import _saturate_int, _shifted
 from .registry import op
 
 GREENRT = "greenrt"
@@ -35,21 +36,6 @@ FLOAT, UINT8, INT8, FLOAT16 = 1, 2, 3, 10
 INTEGER_OUT = (INT8, UINT8)
 # the largest reduction length whose int32 accumulator cannot overflow for any uint8/int8 inputs
 MAX_EXACT_K = (2**31 - 1) // (255 * 255)
-
-
-def _shifted(v: torch.Tensor, zero_point, axis: int | None = None) -> torch.Tensor:
-    """v - zero_point in float64 (exact for 8-bit integers); a 1-D zero point runs along ``axis``."""
-    vf = v.to(torch.float64)
-    if zero_point is None:
-        return vf
-    if isinstance(zero_point, (int, float)):
-        return vf - float(zero_point) if zero_point else vf
-    zf = zero_point.to(torch.float64)
-    if zf.dim() == 1 and zf.numel() > 1 and axis is not None:
-        shape = [1] * v.dim()
-        shape[axis] = -1
-        zf = zf.reshape(shape)
-    return vf - zf.reshape(zf.shape if zf.numel() > 1 else [])
 
 
 def _check_integer(name: str, t: torch.Tensor) -> None:
@@ -84,12 +70,9 @@ def epilogue(acc: torch.Tensor, c_axis: int, x_scale: float, w_scale: torch.Tens
     if out_dtype in INTEGER_OUT:
         if not y_scale > 0:
             raise ValueError(f"an integer output (out_dtype {out_dtype}) needs y_scale > 0, got {y_scale}")
-        dtype = torch.int8 if out_dtype == INT8 else torch.uint8
-        info = torch.iinfo(dtype)
         inv = torch.tensor(1.0 / y_scale, dtype=torch.float32, device=y.device)
-        q = torch.round(y * inv) + float(y_zero_point)
-        q = torch.nan_to_num(q, nan=float(info.min))
-        return q.clamp(info.min, info.max).to(dtype)
+        zero_point = torch.tensor(y_zero_point, dtype=torch.int32, device=y.device)
+        return _saturate_int(y * inv, zero_point, torch.int8 if out_dtype == INT8 else torch.uint8)
     return y.to(to_torch_dtype(out_dtype))
 
 
@@ -128,7 +111,7 @@ def conv_accumulator(x, w, x_zero_point=0, w_zero_point=None, **conv_attrs) -> t
     """The exact integer accumulator of a conv over integer tensors, as float64 (each value an integer)."""
     conv_attrs = {"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None, "pads": None,
                   "strides": None} | conv_attrs
-    ws = _shifted(w, w_zero_point, axis=0)
+    ws = _shifted(w, w_zero_point, per_channel_axis=0)
     if _exact_in_float32(x, x_zero_point, ws, list(range(1, ws.dim()))):
         acc = _integral_or_none(_conv_nd(_shifted(x, x_zero_point).float(), ws.float(), None, **conv_attrs))
         if acc is not None:
@@ -138,7 +121,7 @@ def conv_accumulator(x, w, x_zero_point=0, w_zero_point=None, **conv_attrs) -> t
 
 def matmul_accumulator(a, w, a_zero_point=0, w_zero_point=None, trans_w=0) -> torch.Tensor:
     """The exact integer accumulator of A @ W (W^T with trans_w) over integer tensors, as float64."""
-    wf = _shifted(w, w_zero_point, axis=0 if trans_w else 1)
+    wf = _shifted(w, w_zero_point, per_channel_axis=0 if trans_w else 1)
     wf = wf.t() if trans_w else wf
     if _exact_in_float32(a, a_zero_point, wf, [0]):
         acc = _integral_or_none(torch.matmul(_shifted(a, a_zero_point).float(), wf.float()))

@@ -171,9 +171,12 @@ def _requantize(acc, scale, y_zero_point, fallback_dtype):
 
 
 def _shifted(v, zp, per_channel_axis=None):
+    """v - zp in float64 (exact for 8-bit integers); zp a number, a scalar tensor or 1-D along ``per_channel_axis``."""
     vf = v.to(torch.float64)
     if zp is None:
         return vf
+    if not isinstance(zp, torch.Tensor):
+        return vf - float(zp) if zp else vf
     zf = zp.to(torch.float64)
     if per_channel_axis is not None and zf.dim() == 1 and zf.numel() > 1:
         shape = [1] * v.dim()
