@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
-from ..ops.int8 import FLOAT, INT8, MAX_EXACT_K, UINT8
+from ..ops.int8 import FLOAT, MAX_EXACT_K
 from ..ops.registry import canonical_domain
 from ..passes.base import GREENRT_DOMAIN, add_initializer, attr, const_array, replace_node
 from .policy import matches
@@ -189,12 +189,18 @@ def _weight_scales(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return q, scale.astype(np.float32)
 
 
-def _resolve(rules, name: str, op_type: str) -> tuple[str, str]:
+def _kept_float(rules, keep: dict[str, str] | None, name: str, op_type: str) -> LayerInt8 | None:
+    """The report line of a layer the rules (later wins) or ``keep`` (exact names, where no rule names the layer)
+    keep float, else None."""
     precision, rule = "int8", ""
     for pattern, value in rules:
         if matches(pattern, name, op_type):
             precision, rule = value, f"{pattern}={value}"
-    return precision, rule
+    if keep and name in keep and not rule:
+        return LayerInt8(name, op_type, "", keep[name])
+    if precision != "int8":
+        return LayerInt8(name, op_type, precision, f"override {rule}")
+    return None
 
 
 def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[str, str]] = (),
@@ -210,12 +216,9 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         if layer is None and not why:
             continue
         name, op = node.name or "", node.op_type
-        precision, rule = _resolve(rules, name, op)
-        if keep and name in keep and not rule:
-            report.layers.append(LayerInt8(name, op, "", keep[name]))
-            continue
-        if precision != "int8":
-            report.layers.append(LayerInt8(name, op, precision, f"override {rule}"))
+        kept = _kept_float(rules, keep, name, op)
+        if kept is not None:
+            report.layers.append(kept)
             continue
         if layer is None:
             report.layers.append(LayerInt8(name, op, "", why))
@@ -256,15 +259,17 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
     def scale_of(value: ir.Value) -> float:
         return float(ranges[value.name] / (UMAX if value.name in unsigned_values else QMAX))
 
+    def int_type(value: ir.Value) -> ir.DataType:
+        return ir.DataType.UINT8 if value.name in unsigned_values else ir.DataType.INT8
+
     def quantize(value: ir.Value) -> ir.Value:
         if id(value) not in quantized:
-            unsigned = value.name in unsigned_values
+            dtype = int_type(value)
             scale = add_initializer(graph, f"{value.name}_int8_scale", np.array(scale_of(value), dtype=np.float32))
-            zero = add_initializer(graph, f"{value.name}_int8_zero_point",
-                                   np.array(0, dtype=np.uint8 if unsigned else np.int8))
+            zero = add_initializer(graph, f"{value.name}_int8_zero_point", np.array(0, dtype=dtype.numpy()))
             q = ir.Node("", "QuantizeLinear", [value, scale, zero], name=f"{value.name}_quantize")
-            q.outputs[0].name = f"{value.name}_{'uint8' if unsigned else 'int8'}"
-            q.outputs[0].type = ir.TensorType(ir.DataType.UINT8 if unsigned else ir.DataType.INT8)
+            q.outputs[0].name = f"{value.name}_{dtype.name.lower()}"
+            q.outputs[0].type = ir.TensorType(dtype)
             q.outputs[0].shape = value.shape.copy() if value.shape else None
             producer = value.producer()
             if producer is not None and producer.graph is graph:
@@ -311,8 +316,7 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
                 attrs.append(node.attributes[key])
         out = node.outputs[0]
         if layer.int8_out:
-            attrs += [ir.AttrInt64("out_dtype", UINT8 if out.name in unsigned_values else INT8),
-                      ir.AttrFloat32("y_scale", scale_of(out))]
+            attrs += [ir.AttrInt64("out_dtype", int(int_type(out))), ir.AttrFloat32("y_scale", scale_of(out))]
         else:
             attrs.append(ir.AttrInt64("out_dtype", FLOAT))
         while inputs and inputs[-1] is None:
@@ -323,17 +327,16 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         new.metadata_props["greenrt.precision"] = "int8"
         replace_node(graph, [node], new, out)
         if layer.int8_out:
-            new.outputs[0].type = ir.TensorType(
-                ir.DataType.UINT8 if out.name in unsigned_values else ir.DataType.INT8)
+            new.outputs[0].type = ir.TensorType(int_type(new.outputs[0]))
         report.layers.append(LayerInt8(name, node.op_type, "int8", out="int8" if layer.int8_out else "float"))
     for node in list(graph):  # embedding tables: INT8 rows, one scale each (no calibration needed)
         table = _embedding_table(node)
         if table is None:
             continue
         name = node.name or ""
-        precision, rule = _resolve(rules, name, node.op_type)
-        if precision != "int8" or (keep and name in keep):
-            report.layers.append(LayerInt8(name, node.op_type, "", f"override {rule}" if rule else keep[name]))
+        kept = _kept_float(rules, keep, name, node.op_type)
+        if kept is not None:
+            report.layers.append(kept)
             continue
         q, scale = _weight_scales(table, 0)
         hint = (name or "gather").replace("/", "_")
