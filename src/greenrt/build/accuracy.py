@@ -28,8 +28,8 @@ class OutputReport:
 # whole network's outputs against fp32 (fp16's 1e-2 is the corpus' rule; bf16 keeps 3 fewer mantissa bits than
 # fp16, so 8x that). `compare`'s default, and what a tactic candidate may differ from its op's default.
 # INT8 (per-tensor activations, a step of range/127) leaves about a tenth of the largest value on a whole network's
-# outputs (bench/results/int8_accuracy_cpu.json: EfficientNet-Lite0's logits at 0.16-0.22 max, onnxruntime's own
-# INT8 alike), so its tolerance flags a layer that loses far more than its neighbours, not INT8's rounding itself.
+# outputs (EfficientNet-Lite0's logits at 0.16-0.22 max on photo crops, onnxruntime's own INT8 alike: bench/NOTES.md;
+# bench/results/accuracy_cpu.json has the suite), so its tolerance flags a layer that loses far more than its neighbours, not INT8's rounding itself.
 DEFAULT_RTOL = {"fp32": 1e-4, "tf32": 1e-3, "fp16": 1e-2, "bf16": 8e-2, "int8": 1e-1}
 
 

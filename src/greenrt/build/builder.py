@@ -135,7 +135,7 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     if config.int8:
         report["int8"] = _quantize_int8(model_path, model, config, log, progress, ref_runner)
     if config.precision in ("fp16", "bf16"):
-        overrides = [(p, v) for p, v in parse_layer_precision(config.layer_precision) if v != "int8"]
+        overrides = _float_rules(parse_layer_precision(config.layer_precision))
         prec_config = PrecisionConfig(config.precision, overrides)
         observed = None
         if prec_feeds:
@@ -204,6 +204,11 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
     return header
 
 
+def _float_rules(rules: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The --layer-precision rules the float precision stage takes (the int8 ones are the INT8 stage's)."""
+    return [(pattern, value) for pattern, value in rules if value != "int8"]
+
+
 def _quantize_int8(model_path, model, config: BuildConfig, log, progress, ref_runner: Runner) -> dict:
     """The INT8 stage: the calibration (reused from --calib-cache where it was made for this model and calibrator,
     else run over --calib and written there), the --max-accuracy-drop search if asked (build/int8_search.py), then
@@ -263,9 +268,8 @@ def _int8_search(model_path, config: BuildConfig, ranges: dict, rules: list, nam
         seen += len(next(iter(batch.values())))
         if seen >= MAX_TUNING_SAMPLES:
             break
-    first = ref_runner.output_names[0]
-    index = ref_runner.output_names.index(first)
-    refs = [torch_to_numpy(ref_runner.run(f)[index].detach().cpu()) for f in feeds]
+    first = ref_runner.output_names[0]  # the metrics compare the first output
+    refs = [torch_to_numpy(ref_runner.run(f)[0].detach().cpu()) for f in feeds]
     probe = _load_model(model_path, config, optimized=True)[0]
     macs = layer_macs(probe)
     candidates = [x.node for x in quantize_int8(probe, ranges, rules).quantized]
@@ -274,10 +278,10 @@ def _int8_search(model_path, config: BuildConfig, ranges: dict, rules: list, nam
         trial = _load_model(model_path, config, optimized=True)[0]
         quantize_int8(trial, ranges, rules, {name: "trial" for name in kept})
         if config.precision in ("fp16", "bf16"):
-            apply_precision(trial, PrecisionConfig(config.precision, [(p, v) for p, v in rules if v != "int8"]))
+            apply_precision(trial, PrecisionConfig(config.precision, _float_rules(rules)))
         runner = engine_runner(*compile_model(trial), ref_runner.device.type, config)
         n = 1 if quick else len(feeds)
-        ours = [torch_to_numpy(runner.run(f)[index].detach().cpu()) for f in feeds[:n]]
+        ours = [torch_to_numpy(runner.run(f)[0].detach().cpu()) for f in feeds[:n]]
         err = sum(float(np.abs(o.astype(np.float64) - r).mean()) for o, r in zip(ours, refs)) / max(
             sum(float(np.abs(r).mean()) for r in refs[:n]), 1e-30)
         return float(metric(ours, refs[:n])), err

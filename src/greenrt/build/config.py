@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from ..errors import GreenrtError
 from ..plan.profiles import Profile
 from .calibration.histogram import DEFAULT_METHOD as DEFAULT_CALIB_METHOD
+from .calibration.histogram import DEFAULT_PERCENTILE
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 OPT_LEVELS = range(0, 6)
@@ -35,7 +36,7 @@ class BuildConfig:
     int8: bool = False
     calib: str | None = None  # calibration data: .npz file(s), an image folder or module:function
     calib_method: str = DEFAULT_CALIB_METHOD
-    percentile: float = 99.99
+    percentile: float = DEFAULT_PERCENTILE
     calib_cache: str | None = None  # calibration cache to reuse (when made for this model and calibrator) or write
     calib_batch: int = 8
     calib_preprocess: str | None = None  # image folders: the preprocessing spec (calibration/data.py ImageSpec)
@@ -105,7 +106,7 @@ def build_command(model_path, config: BuildConfig) -> str:
             parts += ["--calib", str(config.calib)]
         if config.calib_method != DEFAULT_CALIB_METHOD:
             parts += ["--calib-method", config.calib_method]
-        if config.calib_method == "percentile" and config.percentile != 99.99:
+        if config.calib_method == "percentile" and config.percentile != DEFAULT_PERCENTILE:
             parts += ["--percentile", f"{config.percentile:g}"]
         if config.calib_cache:
             parts += ["--calib-cache", str(config.calib_cache)]
