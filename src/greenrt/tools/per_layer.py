@@ -291,9 +291,8 @@ def _added_errors(layers: list[LayerRecord], steps) -> None:
         memo[name] = max((upstream(i, depth + 1) for i in step.inputs if i), default=0.0) if step else 0.0
         return memo[name]
 
-    by_step = {id(s): s for s in steps}
     for r in layers:
-        step = steps[r.step] if 0 <= r.step < len(steps) else by_step.get(r.step)
+        step = steps[r.step] if 0 <= r.step < len(steps) else None  # r.step: the step's index (-1 if unknown)
         if step is None or not math.isfinite(r.max_rel):
             continue
         r.added_rel = r.max_rel - max((upstream(i) for i in step.inputs if i), default=0.0)
