@@ -1,17 +1,20 @@
 """INT8 layers of the quantized graph (domain ``greenrt``): a conv or a GEMM on integer inputs with a float epilogue.
 
-    QConv(X, W, W_scale, B?, Z?, W_zp?)    = epilogue(ConvInteger(X - x_zp, W - W_zp))
-    QMatMul(A, W, W_scale, B?, Z?, W_zp?)  = epilogue(MatMulInteger(A - a_zp, W - W_zp))    (trans_w: W is [N, K])
+    QConv(X, W, W_scale, B?, Z?, W_zp?, X_scale?, X_zp?)    = epilogue(ConvInteger(X - x_zp, W - W_zp))
+    QMatMul(A, W, W_scale, B?, Z?, W_zp?, A_scale?, A_zp?)  = epilogue(MatMulInteger(A - a_zp, W - W_zp))
+                                                              (trans_w: W is [N, K])
 
     epilogue(acc) = requantize(act(float32(acc) * (x_scale * W_scale[c]) + B + Z))
 
 X is int8 or uint8 with the scalar scale and zero point in the attributes (``x_scale``, ``x_zero_point``; per-tensor
-activations); W is int8 or uint8 per output channel (``W_scale`` 1-D over the output channels or a scalar; symmetric
-weights have no ``W_zp``). B is float (added after scaling) or int32 (added to the accumulator, in units of
+activations), or as the scalar inputs X_scale / X_zp where they are known only at run time (DynamicQuantizeLinear's
+outputs, onnxruntime's dynamic quantization); W is int8 or uint8 per output channel (``W_scale`` 1-D over the
+output channels or a scalar; symmetric weights have no ``W_zp``). B is float (added after scaling) or int32 (added to the accumulator, in units of
 x_scale * W_scale[c], as onnxruntime's QLinearConv bias). Z is the residual: float, or integer with ``z_scale`` and
 ``z_zero_point``. ``out_dtype`` is the ONNX element type of the output: FLOAT (1) or FLOAT16 (10), or INT8 (3) /
 UINT8 (2) with ``y_scale`` and ``y_zero_point``: round half to even of y * float32(1 / y_scale), plus the zero point,
 saturated. So a layer feeding another INT8 layer hands it INT8 directly, with no dequantize/quantize between them.
+INT32 (6) is the accumulator itself, no epilogue (ConvInteger / MatMulInteger as INT8 layers; W_scale is then 1).
 
 This is the reference INT8 execution, exact on every device: the products of the integer inputs are accumulated in
 float64, where every partial sum is an integer below 2**53, so the accumulator equals int32 arithmetic's wherever
@@ -32,7 +35,7 @@ from .quantization import _saturate_int, _shifted
 from .registry import op
 
 GREENRT = "greenrt"
-FLOAT, UINT8, INT8, FLOAT16 = 1, 2, 3, 10
+FLOAT, UINT8, INT8, INT32, FLOAT16 = 1, 2, 3, 6, 10
 INTEGER_OUT = (INT8, UINT8)
 # the largest reduction length whose int32 accumulator cannot overflow for any uint8/int8 inputs
 MAX_EXACT_K = (2**31 - 1) // (255 * 255)
@@ -49,15 +52,21 @@ def _channel_shape(c_axis: int, rank: int) -> list[int]:
     return shape
 
 
-def epilogue(acc: torch.Tensor, c_axis: int, x_scale: float, w_scale: torch.Tensor, b, z, *, z_scale: float,
+def epilogue(acc: torch.Tensor, c_axis: int, x_scale, w_scale: torch.Tensor, b, z, *, z_scale: float,
              z_zero_point: int, activation: str, activation_params, out_dtype: int, y_scale: float,
              y_zero_point: int) -> torch.Tensor:
-    """The float32 epilogue of an exact integer accumulator ``acc`` (float64) over output channels at ``c_axis``."""
+    """The float32 epilogue of an exact integer accumulator ``acc`` (float64) over output channels at ``c_axis``;
+    ``x_scale`` a number or a scalar tensor (read on the device: no host sync)."""
+    if out_dtype == INT32:
+        if b is not None or z is not None or activation:
+            raise ValueError("out_dtype INT32 (the raw accumulator) takes no bias, residual or activation")
+        return acc.to(torch.int32)
     shape = _channel_shape(c_axis, acc.dim())
     if b is not None and not b.is_floating_point():
         acc = acc + b.to(torch.float64).reshape(shape)  # an int32 bias joins the accumulator, exactly
         b = None
-    scale = (torch.tensor(x_scale, dtype=torch.float32, device=acc.device) * w_scale.to(torch.float32))
+    scale = (torch.as_tensor(x_scale, dtype=torch.float32, device=acc.device).reshape([])
+             * w_scale.to(torch.float32))
     y = acc.to(torch.float32) * (scale.reshape(shape) if scale.numel() > 1 else scale.reshape([]))
     if b is not None:
         y = y + b.to(torch.float32).reshape(shape)
@@ -76,11 +85,25 @@ def epilogue(acc: torch.Tensor, c_axis: int, x_scale: float, w_scale: torch.Tens
     return y.to(to_torch_dtype(out_dtype))
 
 
+def _runtime_qparams(name: str, scale_attr: float, zp_attr: int, scale_t, zp_t):
+    """The input's scale and zero point: the attributes, or the scalar inputs that replace them at run time."""
+    if scale_t is not None:
+        if scale_t.numel() != 1 or not scale_t.is_floating_point():
+            dtype = str(scale_t.dtype).removeprefix("torch.")
+            raise ValueError(f"{name}_scale input must be a float scalar, got {dtype} of shape {list(scale_t.shape)}")
+        scale_attr = scale_t.reshape([])
+    if zp_t is not None:
+        if zp_t.numel() != 1:
+            raise ValueError(f"{name}_zp input must be a scalar, got shape {list(zp_t.shape)}")
+        zp_attr = zp_t.reshape([])
+    return scale_attr, zp_attr
+
+
 def _common(x_scale, w_scale, out_dtype, y_scale):
-    if not x_scale > 0:
-        raise ValueError(f"x_scale must be > 0, got {x_scale}")
-    if out_dtype not in (FLOAT, FLOAT16, INT8, UINT8):
-        raise ValueError(f"out_dtype {out_dtype}: expected FLOAT (1), FLOAT16 (10), INT8 (3) or UINT8 (2)")
+    if not isinstance(x_scale, torch.Tensor) and not x_scale > 0:
+        raise ValueError(f"x_scale must be > 0 (an attribute or the X_scale input), got {x_scale}")
+    if out_dtype not in (FLOAT, FLOAT16, INT8, UINT8, INT32):
+        raise ValueError(f"out_dtype {out_dtype}: expected FLOAT (1), FLOAT16 (10), INT8 (3), UINT8 (2) or INT32 (6)")
     if w_scale.numel() and not bool((w_scale > 0).all()):
         raise ValueError("W_scale must be > 0 everywhere")
 
@@ -131,11 +154,13 @@ def matmul_accumulator(a, w, a_zero_point=0, w_zero_point=None, trans_w=0) -> to
 
 
 @op("QConv", 1, domain=GREENRT)
-def QConv(x, w, w_scale, b=None, z=None, w_zero_point=None, *, x_scale, x_zero_point=0, y_scale=0.0,
-          y_zero_point=0, out_dtype=FLOAT, z_scale=0.0, z_zero_point=0, activation="", activation_params=(),
-          auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
+def QConv(x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t=None, x_zero_point_t=None, *, x_scale=0.0,
+          x_zero_point=0, y_scale=0.0, y_zero_point=0, out_dtype=FLOAT, z_scale=0.0, z_zero_point=0, activation="",
+          activation_params=(), auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
+          strides=None):
     _check_integer("QConv's input X", x)
     _check_integer("QConv's weight W", w)
+    x_scale, x_zero_point = _runtime_qparams("X", x_scale, x_zero_point, x_scale_t, x_zero_point_t)
     _common(x_scale, w_scale, out_dtype, y_scale)
     acc = conv_accumulator(x, w, x_zero_point, w_zero_point, auto_pad=auto_pad, dilations=dilations, group=group,
                            kernel_shape=kernel_shape, pads=pads, strides=strides)
@@ -145,11 +170,12 @@ def QConv(x, w, w_scale, b=None, z=None, w_zero_point=None, *, x_scale, x_zero_p
 
 
 @op("QMatMul", 1, domain=GREENRT)
-def QMatMul(a, w, w_scale, b=None, z=None, w_zero_point=None, *, a_scale, a_zero_point=0, y_scale=0.0,
-            y_zero_point=0, out_dtype=FLOAT, z_scale=0.0, z_zero_point=0, activation="", activation_params=(),
-            trans_w=0):
+def QMatMul(a, w, w_scale, b=None, z=None, w_zero_point=None, a_scale_t=None, a_zero_point_t=None, *, a_scale=0.0,
+            a_zero_point=0, y_scale=0.0, y_zero_point=0, out_dtype=FLOAT, z_scale=0.0, z_zero_point=0, activation="",
+            activation_params=(), trans_w=0):
     _check_integer("QMatMul's input A", a)
     _check_integer("QMatMul's weight W", w)
+    a_scale, a_zero_point = _runtime_qparams("A", a_scale, a_zero_point, a_scale_t, a_zero_point_t)
     _common(a_scale, w_scale, out_dtype, y_scale)
     acc = matmul_accumulator(a, w, a_zero_point, w_zero_point, trans_w)
     return epilogue(acc, acc.dim() - 1, a_scale, w_scale, b, z, z_scale=z_scale, z_zero_point=z_zero_point,

@@ -22,6 +22,7 @@ from .fuse_layernorm import FuseLayerNorm
 from .fuse_matmul import FuseMatMulBiasActivation
 from .gather_to_slice import GatherToSlice
 from .gemm_row_order import GemmRowOrder
+from .import_integer import ImportIntegerLayers
 from .import_qdq import ImportQuantized
 from .remove_noops import RemoveNoops
 from .simplify_reshape import SimplifyReshape
@@ -29,11 +30,15 @@ from .simplify_reshape import SimplifyReshape
 
 def default_pipeline() -> list[GraphPass]:
     """The order matters: clean up and fold first, then fuse bottom-up patterns, then sweep dead code. The quantized
-    layers are imported before the first constant folding, which would dequantize their constant weights."""
+    layers are imported before the first constant folding, which would dequantize their constant weights. The
+    dynamically quantized ones (ConvInteger / MatMulInteger) are imported right after it: folding leaves them alone
+    (their input is DynamicQuantizeLinear's runtime output) and turns their bias Reshape(B, shape) and Constant
+    nodes into the constants the import reads."""
     return [
         RemoveNoops(),
         ImportQuantized(),
         FoldConstants(),
+        ImportIntegerLayers(),
         SimplifyReshape(),
         EliminateDeadCode(),
         FoldConstants(),

@@ -29,12 +29,9 @@ pass does not take (a layer left float) still folds there as before. Constant no
 first (FoldConstants limited to them), so scales and zero points written as Constant nodes (torch's exports) are seen.
 
 Left as they are, on purpose:
-- ConvInteger / MatMulInteger: their output is the int32 accumulator, which QConv/QMatMul do not produce (their
-  epilogue scales it into float or requantizes it), and they already run exactly (float64 accumulation); in the
-  models that use them (onnxruntime's dynamic quantization) the activation zero point comes from
-  DynamicQuantizeLinear at run time, which a layer attribute cannot hold.
-- DynamicQuantizeLinear: its scale and zero point are computed from each input at run time; an INT8 layer's
-  activation scale is a build-time constant, so there is nothing to import.
+- ConvInteger / MatMulInteger and DynamicQuantizeLinear (onnxruntime's dynamic quantization): left to their own
+  pass, passes/import_integer.py (ImportIntegerLayers), which runs after the first FoldConstants; the INT8 layers
+  take DynamicQuantizeLinear's runtime scale and zero point as inputs there, and DynamicQuantizeLinear stays.
 - Residual Adds between quantized tensors (onnxruntime's QLinearAdd in QDQ form): each side is requantized before the
   Add, and fusing the Add into the conv epilogue would drop that rounding and stop matching the model's numerics.
 - com.microsoft quantized ops are refused at compile time (plan/compile.py), not here.
