@@ -3,6 +3,8 @@ caches reused and refused, layers kept float on request, and accuracy against on
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -100,6 +102,7 @@ def test_calibration_cache_is_reused_and_refused_when_stale(cnn, calib, tmp_path
     first = build_engine(cnn, tmp_path / "a.engine", _config(int8=True, calib=str(calib), calib_cache=str(cache)),
                          log=lambda m: None)
     assert cache.exists() and not first["report"]["int8"]["calibration"]["reused"]
+    assert json.loads(cache.read_text())["channel_means"]  # the conv/GEMM inputs' means: bias correction from the cache
     second = build_engine(cnn, tmp_path / "b.engine", _config(int8=True, calib_cache=str(cache)), log=lambda m: None)
     assert second["report"]["int8"]["calibration"]["reused"]
     a, b = read_engine(tmp_path / "a.engine"), read_engine(tmp_path / "b.engine")
@@ -305,3 +308,79 @@ def test_embedding_tables_become_int8_rows(tmp_path):
     ours = greenrt.InferenceSession(tmp_path / "emb.engine").run(None, {"ids": ids})[0]
     ref = run_onnxruntime(str(tmp_path / "emb.onnx"), {"ids": ids})[0]
     assert float(np.abs(ours - ref).mean() / np.abs(ref).mean()) < 2e-2
+
+
+def test_bias_correction_takes_out_the_mean_shift_of_rounded_weights(tmp_path):
+    """A depthwise conv with few, coarsely rounded weights per channel on inputs with a large mean: the rounding
+    shifts each channel's mean by (W_q - W) E[x]; the corrected bias takes it out (no padding: the correction is
+    exact in expectation there)."""
+    c = 16
+    w1 = R.standard_normal((c, 1, 3, 3)).astype(np.float32)
+    w2 = (R.standard_normal((8, c, 1, 1)) * 0.3).astype(np.float32)
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(R.standard_normal(c).astype(np.float32), "b1"),
+             numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(np.zeros(8, np.float32), "b2")]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["h"], name="dw", group=c, kernel_shape=[3, 3]),
+             helper.make_node("Conv", ["h", "w2", "b2"], ["y"], name="pw", kernel_shape=[1, 1])]
+    graph = helper.make_graph(nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 12, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 10, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "dw.onnx")
+    offset = R.uniform(2.0, 6.0, (1, c, 1, 1))  # a large mean per channel, different per channel
+    data = lambda n: (offset + R.uniform(-1.0, 1.0, (n, c, 12, 12))).astype(np.float32)  # noqa: E731
+    np.savez(tmp_path / "cal.npz", x=data(256))
+    x = data(256)
+    ref = run_onnxruntime(str(tmp_path / "dw.onnx"), {"x": x})[0].astype(np.float64)
+    shift = {}
+    for corrected in (True, False):
+        out = tmp_path / f"dw_{corrected}.engine"
+        header = build_engine(tmp_path / "dw.onnx", out, BuildConfig(
+            device="cpu", profiles=[parse_profile(f"x:1x{c}x12x12/8x{c}x12x12/256x{c}x12x12")], int8=True,
+            calib=str(tmp_path / "cal.npz"), bias_correction=corrected), log=lambda m: None)
+        assert header["report"]["int8"]["bias_corrected"] == (2 if corrected else 0)
+        ours = greenrt.InferenceSession(out).run(None, {"x": x})[0].astype(np.float64)
+        shift[corrected] = float(np.abs((ours - ref).mean(axis=(0, 2, 3))).max())
+        assert float(np.abs(ours - ref).mean() / np.abs(ref).mean()) < 3e-2
+    assert shift[False] > 0.01 and shift[True] < 0.25 * shift[False], shift
+
+
+def test_smoothing_moves_an_activation_outlier_channel_into_the_weights(tmp_path):
+    """One input channel 40x larger than the rest (as in transformers' LayerNorm outputs): per-tensor INT8 spends
+    its range on it and rounds the others coarsely; --smooth divides each channel by s_k and scales the weight rows
+    by it (a per-axis QuantizeLinear, the GEMM itself unchanged), and the error drops."""
+    k, n = 32, 16
+    w = (R.standard_normal((k, n)) * 0.2).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], "mm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, n])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "mm.onnx")
+    spread = np.ones((1, 1, k))
+    spread[..., 5] = 40.0
+    data = lambda m: (R.standard_normal((m, 8, k)) * spread).astype(np.float32)  # noqa: E731
+    np.savez(tmp_path / "cal.npz", x=data(128))
+    x = data(64)
+    ref = run_onnxruntime(str(tmp_path / "mm.onnx"), {"x": x})[0]
+    err = {}
+    for smooth in (None, 0.5, "auto"):
+        out = tmp_path / f"mm_{smooth}.engine"
+        header = build_engine(tmp_path / "mm.onnx", out, BuildConfig(
+            device="cpu", profiles=[parse_profile("x:1x8x32/8x8x32/64x8x32")], int8=True,
+            calib=str(tmp_path / "cal.npz"), calib_method="minmax", smooth=smooth), log=lambda m: None)
+        assert header["report"]["int8"]["smoothed"] == (1 if smooth else 0)
+        if smooth == "auto":  # chosen on the tuning data (here the calibration data) among 0.5-0.9 and none
+            chosen = header["report"]["int8"]["smooth"]
+            assert chosen["chosen"] in (0.5, 0.6, 0.7, 0.8, 0.9) and chosen["errors"]["none"] > min(
+                chosen["errors"].values())
+        plan = read_engine(out).plan
+        quantize = next(s for s in plan.steps if s.op_type == "QuantizeLinear")
+        assert ("axis" in quantize.attrs) == bool(smooth)  # per channel of x only when smoothed
+        ours = greenrt.InferenceSession(out).run(None, {"x": x})[0]
+        err[smooth] = float(np.abs(ours - ref).mean() / np.abs(ref).mean())
+    assert err[0.5] < 0.5 * err[None] and err["auto"] < 0.5 * err[None], err
+    with pytest.raises(GreenrtError, match="--smooth 2"):
+        BuildConfig(int8=True, calib="c.npz", smooth=2.0).validate()
+    assert main(["build", str(tmp_path / "mm.onnx"), "--int8", "--calib", str(tmp_path / "cal.npz"), "--smooth",
+                 "x"]) == 2

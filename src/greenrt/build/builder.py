@@ -229,15 +229,26 @@ def _quantize_int8(model_path, model, config: BuildConfig, log, progress, ref_ru
            (f", cache written to {config.calib_cache}" if config.calib_cache else ""))
     log(f"int8: {how} ({calibration.method}, {len(calibration.ranges)} tensors, {time.perf_counter() - t0:.1f} s)")
     rules = parse_layer_precision(config.layer_precision) if config.layer_precision else []
+    means = calibration.channel_means if config.bias_correction else None
+    if config.bias_correction and not calibration.channel_means:
+        log(f"int8: no bias correction: the calibration cache {config.calib_cache} holds no channel means (made by an "
+            "older greenrt); calibrate again (delete it) to have them")
     out: dict = {}
+    smooth = config.smooth
+    trials = None
+    if smooth == "auto" or config.max_accuracy_drop is not None:
+        purpose = "--max-accuracy-drop" if config.max_accuracy_drop is not None else "--smooth auto"
+        trials = _Trials(model_path, config, calibration, means, rules, names, ref_runner, purpose)
+    if smooth == "auto":
+        smooth, out["smooth"] = _choose_smooth(trials, log)
     if config.max_accuracy_drop is not None:
-        search = _int8_search(model_path, config, calibration.ranges, rules, names, ref_runner, log, progress)
+        search = _int8_search(trials, config, smooth, log, progress)
         out["accuracy_search"] = search.to_json()
         keep = {name: f"accuracy budget ({config.metric} drop within {config.max_accuracy_drop:g})"
                 for name in search.kept_float}
     else:
         keep = {}
-    quantized = quantize_int8(model, calibration.ranges, rules, keep)
+    quantized = quantize_int8(model, calibration.ranges, rules, keep, means, calibration.channel_amax, smooth)
     log(quantized.summary())
     return quantized.to_json() | out | {"calibration": {
         "method": calibration.method, "settings": calibration.settings, "samples": calibration.samples,
@@ -245,49 +256,88 @@ def _quantize_int8(model_path, model, config: BuildConfig, log, progress, ref_ru
         "seconds": round(time.perf_counter() - t0, 2)}}
 
 
-MAX_TUNING_SAMPLES = 256  # the tuning set's samples the search runs every trial engine on (the first ones)
+MAX_TUNING_SAMPLES = 256  # the tuning set's samples trial engines run on (the first ones)
+SMOOTH_GRID = (0.5, 0.6, 0.7, 0.8, 0.9)  # --smooth auto: the alphas tried (and no smoothing)
 
 
-def _int8_search(model_path, config: BuildConfig, ranges: dict, rules: list, names: list[str], ref_runner: Runner,
-                 log, progress):
-    """--max-accuracy-drop: the tuning data against the fp32 model, trial INT8 engines (build/int8_search.py)."""
-    from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
-    from ..precision.int8 import quantize_int8
-    from .calibration import open_calibration_data
+class _Trials:
+    """Trial INT8 engines on the tuning data (--accuracy-data, default the calibration data) against the fp32
+    model's outputs there: what --smooth auto and --max-accuracy-drop measure."""
+
+    def __init__(self, model_path, config: BuildConfig, calibration, means, rules, names, ref_runner: Runner,
+                 purpose: str):
+        from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
+        from .calibration import open_calibration_data
+
+        self.data = config.accuracy_data or config.calib
+        if not self.data:
+            raise GreenrtError(f"{purpose} measures trial engines on data: give --accuracy-data DATA (or --calib "
+                               "DATA, which it uses by default)")
+        source = open_calibration_data(self.data, names, config.calib_preprocess)
+        self.feeds, self.samples = [], 0
+        for batch in source.batches(config.calib_batch):
+            self.feeds.append({k: numpy_to_torch(np.ascontiguousarray(v), ref_runner.device)
+                               for k, v in batch.items()})
+            self.samples += len(next(iter(batch.values())))
+            if self.samples >= MAX_TUNING_SAMPLES:
+                break
+        self.output = ref_runner.output_names[0]  # the metrics compare the first output
+        self.refs = [torch_to_numpy(ref_runner.run(f)[0].detach().cpu()) for f in self.feeds]
+        self.model_path, self.config, self.calibration, self.means, self.rules = (model_path, config, calibration,
+                                                                                 means, rules)
+        self.device = ref_runner.device.type
+        self._to_numpy = torch_to_numpy
+
+    def quantized(self, keep: dict[str, str] | None, smooth: float | None):
+        from ..precision.int8 import quantize_int8
+
+        trial = _load_model(self.model_path, self.config, optimized=True)[0]
+        c = self.calibration
+        report = quantize_int8(trial, c.ranges, self.rules, keep, self.means, c.channel_amax, smooth)
+        return trial, report
+
+    def run(self, keep: dict[str, str] | None, smooth: float | None, n: int | None = None) -> tuple[list, float]:
+        """The trial engine's first output on the first ``n`` tuning batches, and its mean |error| relative to the
+        fp32 outputs' mean |value|."""
+        trial, _ = self.quantized(keep, smooth)
+        if self.config.precision in ("fp16", "bf16"):
+            apply_precision(trial, PrecisionConfig(self.config.precision, _float_rules(self.rules)))
+        runner = engine_runner(*compile_model(trial), self.device, self.config)
+        n = len(self.feeds) if n is None else n
+        ours = [self._to_numpy(runner.run(f)[0].detach().cpu()) for f in self.feeds[:n]]
+        err = sum(float(np.abs(o.astype(np.float64) - r).mean()) for o, r in zip(ours, self.refs)) / max(
+            sum(float(np.abs(r).mean()) for r in self.refs[:n]), 1e-30)
+        return ours, err
+
+
+def _choose_smooth(trials: _Trials, log) -> tuple[float | None, dict]:
+    """--smooth auto: each alpha of SMOOTH_GRID and no smoothing, the one whose trial engine's output is closest to
+    fp32's on the tuning data."""
+    errors = {}
+    for alpha in (None, *SMOOTH_GRID):
+        errors[alpha] = trials.run(None, alpha)[1]
+    best = min(errors, key=errors.get)
+    table = ", ".join(f"{'none' if a is None else a}: {e:.4g}" for a, e in errors.items())
+    log(f"int8: --smooth auto chose {'no smoothing' if best is None else best} (mean relative error on "
+        f"{trials.samples} samples of {trials.data}: {table})")
+    return best, {"chosen": best, "errors": {"none" if a is None else str(a): e for a, e in errors.items()}}
+
+
+def _int8_search(trials: _Trials, config: BuildConfig, smooth: float | None, log, progress):
+    """--max-accuracy-drop: trial INT8 engines on the tuning data (build/int8_search.py)."""
     from .int8_search import layer_macs, resolve_metric, search_int8
 
     metric = resolve_metric(config.metric)
-    data = config.accuracy_data or config.calib
-    if not data:
-        raise GreenrtError("--max-accuracy-drop measures trial engines on data: give --accuracy-data DATA (or "
-                           "--calib DATA, which it uses by default)")
-    source = open_calibration_data(data, names, config.calib_preprocess)
-    feeds, seen = [], 0
-    for batch in source.batches(config.calib_batch):
-        feeds.append({k: numpy_to_torch(np.ascontiguousarray(v), ref_runner.device) for k, v in batch.items()})
-        seen += len(next(iter(batch.values())))
-        if seen >= MAX_TUNING_SAMPLES:
-            break
-    first = ref_runner.output_names[0]  # the metrics compare the first output
-    refs = [torch_to_numpy(ref_runner.run(f)[0].detach().cpu()) for f in feeds]
-    probe = _load_model(model_path, config, optimized=True)[0]
-    macs = layer_macs(probe)
-    candidates = [x.node for x in quantize_int8(probe, ranges, rules).quantized]
+    macs = layer_macs(_load_model(trials.model_path, config, optimized=True)[0])  # of the float layers
+    candidates = [x.node for x in trials.quantized(None, smooth)[1].quantized]
+    refs = trials.refs
 
     def evaluate(kept: list[str], quick: bool = False) -> tuple[float, float]:
-        trial = _load_model(model_path, config, optimized=True)[0]
-        quantize_int8(trial, ranges, rules, {name: "trial" for name in kept})
-        if config.precision in ("fp16", "bf16"):
-            apply_precision(trial, PrecisionConfig(config.precision, _float_rules(rules)))
-        runner = engine_runner(*compile_model(trial), ref_runner.device.type, config)
-        n = 1 if quick else len(feeds)
-        ours = [torch_to_numpy(runner.run(f)[0].detach().cpu()) for f in feeds[:n]]
-        err = sum(float(np.abs(o.astype(np.float64) - r).mean()) for o, r in zip(ours, refs)) / max(
-            sum(float(np.abs(r).mean()) for r in refs[:n]), 1e-30)
-        return float(metric(ours, refs[:n])), err
+        ours, err = trials.run({name: "trial" for name in kept}, smooth, 1 if quick else None)
+        return float(metric(ours, refs[:len(ours)])), err
 
     log(f"int8 search: {len(candidates)} INT8 layers, {config.metric} drop within {config.max_accuracy_drop:g} on "
-        f"{seen} samples of {data} (output {first!r})")
+        f"{trials.samples} samples of {trials.data} (output {trials.output!r})")
     step = (lambda done, total: progress("measuring layer sensitivity", done, total)) if progress else None
     result = search_int8(candidates, macs, evaluate, config.max_accuracy_drop, config.metric, log, step)
     if not result.met:

@@ -40,6 +40,9 @@ class BuildConfig:
     calib_cache: str | None = None  # calibration cache to reuse (when made for this model and calibrator) or write
     calib_batch: int = 8
     calib_preprocess: str | None = None  # image folders: the preprocessing spec (calibration/data.py ImageSpec)
+    bias_correction: bool = True  # INT8 biases absorb their weights' rounding shift (precision/int8.py)
+    smooth: float | str | None = None  # SmoothQuant alpha for the GEMMs' inputs (precision/int8.py), "auto": the
+    # alpha (or none) whose trial engine is closest to fp32 on the tuning data; None: no smoothing
     max_accuracy_drop: float | None = None  # INT8: keep layers float until the metric's drop is within this
     metric: str = "top1-agreement"  # top1-agreement | kl | cosine | module:function (build/int8_search.py)
     accuracy_data: str | None = None  # the tuning data the search measures on (default: the calibration data)
@@ -65,6 +68,11 @@ class BuildConfig:
         if (self.max_accuracy_drop is not None or self.accuracy_data) and not self.int8:
             raise GreenrtError("--max-accuracy-drop / --accuracy-data choose which layers of an INT8 build stay float: "
                                "add --int8 --calib DATA (for fp16/bf16 builds the budget is --max-error)")
+        if self.smooth is not None and not (self.int8 and (self.smooth == "auto" or (
+                isinstance(self.smooth, (int, float)) and 0 <= self.smooth <= 1))):
+            raise GreenrtError(f"--smooth {self.smooth}: SmoothQuant's alpha for an INT8 build's GEMM inputs is in "
+                               "[0, 1] (0.5 moves half of an input's outliers into the weights) or auto (the one "
+                               "closest to fp32 on the tuning data), and needs --int8")
         if self.max_accuracy_drop is not None and not self.max_accuracy_drop >= 0:
             raise GreenrtError(f"--max-accuracy-drop must be >= 0 (e.g. 0.01 for 1% top-1), got "
                                f"{self.max_accuracy_drop}")
@@ -114,6 +122,10 @@ def build_command(model_path, config: BuildConfig) -> str:
             parts += ["--calib-batch", str(config.calib_batch)]
         if config.calib_preprocess:
             parts += ["--calib-preprocess", config.calib_preprocess]
+        if not config.bias_correction:
+            parts.append("--no-bias-correction")
+        if config.smooth is not None:
+            parts += ["--smooth", str(config.smooth) if config.smooth == "auto" else f"{config.smooth:g}"]
         if config.max_accuracy_drop is not None:
             parts += ["--max-accuracy-drop", f"{config.max_accuracy_drop:g}", "--metric", config.metric]
         if config.accuracy_data:

@@ -20,6 +20,20 @@ Placement, as an optimizing builder places it:
   except where its producer is itself an INT8 layer whose every reader is an INT8 layer (as input, or as a conv's
   residual): that producer writes INT8 directly (requantized in its epilogue), with no dequantize/quantize between
   the two. Everything else reads the float output of the layer.
+- Bias correction (Nagel et al. 2019, "Data-Free Quantization"; empirical means instead of BatchNorm's): rounding
+  the weights shifts each output channel's mean by E[(W_q - W) x] = (W_q - W) E[x], where E[x] is the layer
+  input's per-channel mean over the calibration data (the calibration records it). Where that mean is known, the
+  shift is subtracted from the layer's float bias (a bias is added where there was none). It matters most on
+  depthwise convs with BatchNorm folded in: nine weights per channel, so one rounding step moves a channel's mean.
+  A conv's taps count by how often they read inside the input rather than its zero padding (on a 7x7 map with a
+  3x3 kernel and padding 1, a corner tap reads padding on 13 of 49 outputs).
+- Smoothing (``smooth`` = alpha; Xiao et al. 2023, "SmoothQuant"; off by default): a GEMM input with outlier
+  channels (transformers' LayerNorm and GELU outputs) spends its per-tensor range on them. Each channel k is divided
+  by s_k = max|x_k|^alpha / max|W_k|^(1-alpha) (W_k the k-th input row of every INT8 reader's weight) and the
+  weight rows are multiplied by it, so x W = (x / s)(s W): the GEMM reads x / s per tensor (threshold max_k
+  max|x_k| / s_k), written by a per-axis QuantizeLinear with scale * s_k over the last axis, and its per-channel
+  weights absorb the outliers. Only tensors every INT8 reader of which is a GEMM; their producer then hands them
+  on in float (a per-channel requantize in its epilogue is the Hopper kernels' to do).
 - Embedding tables (a Gather along axis 0 of a constant 2-D float table of at least 4,096 values): INT8 rows with
   one symmetric scale each (greenrt.QGather), the rows looked up dequantized to float32; no calibration needed.
 - Kept float, with the reason in the report: layers a ``--layer-precision`` rule sends to a float precision, layers
@@ -95,6 +109,8 @@ class LayerInt8:
 class Int8Report:
     layers: list[LayerInt8] = field(default_factory=list)
     quantize_inserted: int = 0
+    bias_corrected: int = 0
+    smoothed: int = 0  # tensors quantized as x / s (SmoothQuant)
 
     @property
     def quantized(self) -> list[LayerInt8]:
@@ -107,6 +123,7 @@ class Int8Report:
     def to_json(self) -> dict:
         return {"int8_layers": len(self.quantized), "int8_outputs": sum(x.out == "int8" for x in self.quantized),
                 "float_layers": len(self.kept), "quantize_inserted": self.quantize_inserted,
+                "bias_corrected": self.bias_corrected, "smoothed": self.smoothed,
                 "kept_float": [{"node": x.node, "op_type": x.op_type, "reason": x.reason} for x in self.kept],
                 "layers": [{"node": x.node, "op_type": x.op_type, "precision": x.precision, "out": x.out}
                            for x in self.layers]}
@@ -114,7 +131,8 @@ class Int8Report:
     def summary(self) -> str:
         q = self.quantized
         lines = [f"int8: {len(q)} layer(s) INT8 ({sum(x.out == 'int8' for x in q)} hand INT8 to INT8 readers), "
-                 f"{len(self.kept)} kept float, {self.quantize_inserted} QuantizeLinear inserted"]
+                 f"{len(self.kept)} kept float, {self.quantize_inserted} QuantizeLinear inserted, "
+                 f"{self.bias_corrected} bias(es) corrected"]
         lines += [f"  {x.node or '<unnamed>'} ({x.op_type}): float - {x.reason}" for x in self.kept[:20]]
         if len(self.kept) > 20:
             lines.append(f"  ... and {len(self.kept) - 20} more (inspect the engine's report)")
@@ -189,6 +207,88 @@ def _weight_scales(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return q, scale.astype(np.float32)
 
 
+def _tap_coverage(node: ir.Node, kernel: tuple[int, ...]) -> np.ndarray | None:
+    """For each kernel tap of a conv, the fraction of output positions where it reads inside the input (not the zero
+    padding), from the input's static spatial size; None where that size or the padding is not known."""
+    x = node.inputs[0]
+    dims = list(x.shape)[2:] if x.shape is not None else []
+    if len(dims) != len(kernel) or not all(isinstance(d, int) and d > 0 for d in dims):
+        return None
+    if str(attr(node, "auto_pad", "NOTSET")) not in ("NOTSET", ""):
+        return None
+    n = len(kernel)
+    pads = list(attr(node, "pads", None) or [0] * 2 * n)
+    strides = list(attr(node, "strides", None) or [1] * n)
+    dilations = list(attr(node, "dilations", None) or [1] * n)
+    coverage = np.ones(kernel)
+    for axis, (size, k, s, d) in enumerate(zip(dims, kernel, strides, dilations)):
+        out = (size + pads[axis] + pads[axis + n] - d * (k - 1) - 1) // s + 1
+        if out < 1:
+            return None
+        start = np.arange(out) * s - pads[axis]
+        inside = [float(np.mean((start + t * d >= 0) & (start + t * d < size))) for t in range(k)]
+        shape = [1] * n
+        shape[axis] = k
+        coverage = coverage * np.asarray(inside).reshape(shape)
+    return coverage
+
+
+def _mean_shift(layer: _Layer, w_q: np.ndarray, w_scale: np.ndarray, mean: list[float] | None) -> np.ndarray | None:
+    """E[y_int8 - y_float] per output channel from the weights' rounding: (W_q * scale - W) applied to the input's
+    per-channel mean (module doc), a conv's taps weighted by how often they read inside the input rather than its
+    zero padding (averaged over the output positions); None where the mean does not fit the layer."""
+    if mean is None:
+        return None
+    mu = np.asarray(mean, dtype=np.float64)
+    shape = [1] * layer.w.ndim
+    shape[layer.w_axis] = -1
+    dw = w_q.astype(np.float64) * w_scale.astype(np.float64).reshape(shape) - layer.w.astype(np.float64)
+    if layer.kind == "matmul":
+        dw = dw if layer.w_axis == 1 else dw.T  # [K, N]
+        return mu @ dw if mu.shape[0] == dw.shape[0] else None
+    c_out, c_in_group = dw.shape[0], dw.shape[1]
+    if mu.shape[0] % c_in_group or c_out % (mu.shape[0] // c_in_group):
+        return None
+    coverage = _tap_coverage(layer.node, dw.shape[2:])
+    if coverage is not None:
+        dw = dw * coverage
+    groups = mu.shape[0] // c_in_group
+    dw = dw.reshape(c_out, c_in_group, -1).sum(axis=2).reshape(groups, c_out // groups, c_in_group)
+    return np.einsum("goi,gi->go", dw, mu.reshape(groups, c_in_group)).reshape(c_out)
+
+
+def _smoothing(layers: list[_Layer], channel_amax: dict[str, list[float]], alpha: float) -> dict[str, np.ndarray]:
+    """SmoothQuant's per-channel factors s (module doc) for each tensor every INT8 reader of which is a GEMM:
+    s_k = max|x_k| ** alpha / max|W_k| ** (1 - alpha), W_k the k-th input row of every reader's weight."""
+    readers: dict[str, list[_Layer]] = {}
+    for layer in layers:
+        readers.setdefault(layer.node.inputs[0].name or "", []).append(layer)
+    out = {}
+    for name, group in readers.items():
+        amax = channel_amax.get(name)
+        if not name or amax is None or any(layer.kind != "matmul" for layer in group):
+            continue
+        x = np.asarray(amax, dtype=np.float64)
+        rows = [np.abs(layer.w).max(axis=layer.w_axis).astype(np.float64) for layer in group]  # over N: one per k
+        if any(r.shape != x.shape for r in rows):
+            continue
+        w = np.max(rows, axis=0)
+        ok = (x > 0) & (w > 0)
+        factor = np.ones_like(x)
+        factor[ok] = x[ok] ** alpha / w[ok] ** (1.0 - alpha)
+        out[name] = np.clip(factor, 1e-5, 1e5)
+    return out
+
+
+def _corrected_bias(graph: ir.Graph, layer: _Layer, shift: np.ndarray, hint: str) -> ir.Value | None:
+    """The layer's float bias minus ``shift``, as a new initializer; None where its bias is not a float constant."""
+    bias = layer.node.inputs[2] if len(layer.node.inputs) > 2 else None
+    b = np.zeros(shift.shape, np.float64) if bias is None else const_array(bias)
+    if b is None or b.dtype not in (np.float32, np.float64) or b.shape != shift.shape:
+        return None
+    return add_initializer(graph, f"{hint}_bias_corrected", (b.astype(np.float64) - shift).astype(np.float32))
+
+
 def _kept_float(rules, keep: dict[str, str] | None, name: str, op_type: str) -> LayerInt8 | None:
     """The report line of a layer the rules (later wins) or ``keep`` (exact names, where no rule names the layer)
     keep float, else None."""
@@ -204,12 +304,19 @@ def _kept_float(rules, keep: dict[str, str] | None, name: str, op_type: str) -> 
 
 
 def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[str, str]] = (),
-                  keep: dict[str, str] | None = None) -> Int8Report:
+                  keep: dict[str, str] | None = None,
+                  channel_means: dict[str, list[float]] | None = None,
+                  channel_amax: dict[str, list[float]] | None = None, smooth: float | None = None) -> Int8Report:
     """Rewrite ``model`` in place (see the module doc); ``ranges``: calibrated threshold per tensor name;
     ``rules``: (pattern, precision) as --layer-precision gives them, later wins; a precision other than int8 keeps
-    the matching layers float; ``keep``: exact node names kept float, with the reason (the accuracy budget's)."""
+    the matching layers float; ``keep``: exact node names kept float, with the reason (the accuracy budget's);
+    ``channel_means``: per-channel means of the layers' inputs (the calibration's), for bias correction (None: no
+    correction); ``smooth``: SmoothQuant's alpha for the GEMMs' inputs, from ``channel_amax`` (per-channel max |x|
+    of the layers' inputs, the calibration's); None: no smoothing."""
     graph = model.graph
     report = Int8Report()
+    channel_means = channel_means or {}
+    ranges = dict(ranges)
     layers: dict[int, _Layer] = {}
     for node in list(graph):
         layer, why = _layer_of(node)
@@ -239,11 +346,21 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         layer = layers.get(id(node))
         return layer is not None and (index == 0 or (layer.kind == "conv" and index == 3))
 
+    smoothed: dict[str, np.ndarray] = {}
+    if smooth is not None and channel_amax and graph.opset_imports.get("", 0) >= 13:  # per-axis QuantizeLinear
+        smoothed = _smoothing(list(layers.values()), channel_amax, smooth)
+    for x_name, factor in smoothed.items():  # x / s is quantized per tensor: its threshold is max_k max|x_k| / s_k
+        ranges[x_name] = float((np.asarray(channel_amax[x_name]) / factor).max())
+    report.smoothed = len(smoothed)
     for layer in layers.values():
+        if layer.node.inputs[0].name in smoothed:  # the GEMM reads x / s: its weight rows scale by s
+            factor = smoothed[layer.node.inputs[0].name]
+            layer.w = (layer.w * (factor[:, None] if layer.w_axis == 1 else factor[None, :])).astype(np.float32)
         out = layer.node.outputs[0]
         uses = list(out.uses())
+        # a smoothed tensor is quantized per channel of x (x / s): its producer hands it on in float
         layer.int8_out = (bool(uses) and not out.is_graph_output() and ranges.get(out.name or "", 0.0) > 0
-                          and all(int8_reader(n, i) for n, i in uses))
+                          and out.name not in smoothed and all(int8_reader(n, i) for n, i in uses))
 
     quantized: dict[int, ir.Value] = {}  # id(float value) -> its QuantizeLinear output
     # the tensors INT8 layers read or hand on, where they cannot be negative: UINT8 (module doc)
@@ -265,9 +382,16 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
     def quantize(value: ir.Value) -> ir.Value:
         if id(value) not in quantized:
             dtype = int_type(value)
-            scale = add_initializer(graph, f"{value.name}_int8_scale", np.array(scale_of(value), dtype=np.float32))
-            zero = add_initializer(graph, f"{value.name}_int8_zero_point", np.array(0, dtype=dtype.numpy()))
-            q = ir.Node("", "QuantizeLinear", [value, scale, zero], name=f"{value.name}_quantize")
+            scale = np.array(scale_of(value), dtype=np.float32)
+            zero = np.array(0, dtype=dtype.numpy())
+            attrs = []
+            if value.name in smoothed:  # x / s per tensor = x per channel with scale * s_k (the last axis)
+                factor = smoothed[value.name]
+                scale, zero = (scale * factor).astype(np.float32), np.zeros(factor.shape, dtype=dtype.numpy())
+                attrs = [ir.AttrInt64("axis", -1)]
+            scale = add_initializer(graph, f"{value.name}_int8_scale", scale)
+            zero = add_initializer(graph, f"{value.name}_int8_zero_point", zero)
+            q = ir.Node("", "QuantizeLinear", [value, scale, zero], attrs, name=f"{value.name}_quantize")
             q.outputs[0].name = f"{value.name}_{dtype.name.lower()}"
             q.outputs[0].type = ir.TensorType(dtype)
             q.outputs[0].shape = value.shape.copy() if value.shape else None
@@ -298,6 +422,15 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         inputs = [x_in, add_initializer(graph, f"{hint}_w_int8", w_q),
                   add_initializer(graph, f"{hint}_w_scale", w_scale)]
         bias = node.inputs[2] if len(node.inputs) > 2 else None
+        mean = channel_means.get(x.name or "")
+        if mean is not None and x.name in smoothed:
+            mean = list(np.asarray(mean) / smoothed[x.name]) if len(mean) == len(smoothed[x.name]) else None
+        shift = _mean_shift(layer, w_q, w_scale, mean)
+        corrected = _corrected_bias(graph, layer, shift, hint) if shift is not None else None
+        if corrected is not None:
+            replaced_weights.append(bias)
+            bias = corrected
+            report.bias_corrected += 1
         inputs.append(bias)
         attrs = [ir.AttrFloat32("a_scale" if layer.kind == "matmul" else "x_scale", x_scale)]
         if layer.kind == "conv":

@@ -41,6 +41,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _alpha(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or auto, got {text!r}") from None
+
+
 def _add_calibration_args(p, cache_default: str) -> None:
     """INT8 calibration's options, the same in `greenrt calibrate` and `greenrt build --int8`."""
     g = p.add_argument_group("INT8 calibration")
@@ -105,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tactic timings to reuse and add to (JSON, created if missing): a layer found in it for "
                         "this device and these library versions is not timed again")
     _add_calibration_args(p, cache_default="default: none, calibrate every build")
+    p.add_argument("--no-bias-correction", action="store_true",
+                   help="--int8: leave the layers' biases as they are (by default each INT8 layer's bias absorbs "
+                        "the mean shift its weights' rounding causes on the calibration data)")
+    p.add_argument("--smooth", type=_alpha, metavar="ALPHA|auto",
+                   help="--int8: SmoothQuant for the GEMMs' inputs: divide each input channel by "
+                        "max|x|^ALPHA / max|w|^(1-ALPHA) and multiply the weight rows by it, so activation outliers "
+                        "move into the per-channel weights (transformers); auto: the ALPHA of 0.5-0.9 (or none) "
+                        "whose trial engine is closest to fp32 on the tuning data (--accuracy-data, default --calib). "
+                        "Default off")
     g = p.add_argument_group("INT8 accuracy budget")
     g.add_argument("--max-accuracy-drop", type=float, metavar="X",
                    help="--int8: keep the layers float whose INT8 costs the most accuracy per MAC until the metric's "

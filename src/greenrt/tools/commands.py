@@ -142,6 +142,8 @@ def cmd_build(args) -> int:
         calib_cache=args.calib_cache,
         calib_batch=args.calib_batch,
         calib_preprocess=args.calib_preprocess,
+        bias_correction=not args.no_bias_correction,
+        smooth=args.smooth,
         max_accuracy_drop=args.max_accuracy_drop,
         metric=args.metric,
         accuracy_data=args.accuracy_data,

@@ -4,7 +4,8 @@ cache (JSON, per-tensor thresholds) keyed by the model's graph, the calibrator a
 builds with the same key, refused with a message naming what changed otherwise (never silently stale).
 
 Memory does not grow with the number of samples: batches stream from the source and each tensor keeps a fixed-size
-histogram (BINS int64 counts).
+histogram (BINS int64 counts). The inputs of convs and GEMMs also keep their per-channel means and max |x| (channel
+axis 1 of a conv's input, the last axis of a GEMM's): what bias correction and smoothing need (precision/int8.py).
 """
 
 from __future__ import annotations
@@ -59,12 +60,16 @@ class Calibration:
     data: str
     ranges: dict[str, float]  # tensor -> threshold (amax) for symmetric INT8
     stats: dict[str, dict] = field(default_factory=dict)  # tensor -> what its histogram saw
+    channel_means: dict[str, list[float]] = field(default_factory=dict)  # conv / GEMM input -> mean per channel
+    channel_amax: dict[str, list[float]] = field(default_factory=dict)  # conv / GEMM input -> max |x| per channel
     reused: bool = False
 
     def to_json(self) -> dict:
         return {"format": CACHE_FORMAT, "graph_sha256": self.graph_sha256, "method": self.method,
                 "settings": self.settings, "samples": self.samples, "data": self.data,
-                "ranges": dict(sorted(self.ranges.items())), "stats": dict(sorted(self.stats.items()))}
+                "ranges": dict(sorted(self.ranges.items())), "stats": dict(sorted(self.stats.items())),
+                "channel_means": dict(sorted(self.channel_means.items())),
+                "channel_amax": dict(sorted(self.channel_amax.items()))}
 
     def save(self, path: str | Path) -> Path:
         return write_json(Path(path), self.to_json())
@@ -101,8 +106,17 @@ def load_cache(path: str | Path, graph: str, method: str | None = None, settings
     if bad:
         raise GreenrtError(f"calibration cache {path}: tensor {bad[0]!r} has no valid range; delete it to "
                            "calibrate again")
+    per_channel = {}
+    for key in ("channel_means", "channel_amax"):
+        table = data.get(key, {})
+        if not isinstance(table, dict) or not all(isinstance(v, list) and all(
+                isinstance(x, (int, float)) and np.isfinite(x) for x in v) for v in table.values()):
+            raise GreenrtError(f"calibration cache {path}: its {key} are not lists of finite numbers; delete it to "
+                               "calibrate again")
+        per_channel[key] = {k: [float(x) for x in v] for k, v in table.items()}
     return Calibration(graph, method, settings, int(data.get("samples", 0)), str(data.get("data", "")),
-                       {k: float(v) for k, v in data["ranges"].items()}, dict(data.get("stats", {})), reused=True)
+                       {k: float(v) for k, v in data["ranges"].items()}, dict(data.get("stats", {})),
+                       per_channel["channel_means"], per_channel["channel_amax"], reused=True)
 
 
 def calibrate(model_path: str | Path, source: CalibrationSource | None, method: str = DEFAULT_METHOD,
@@ -123,19 +137,64 @@ def calibrate(model_path: str | Path, source: CalibrationSource | None, method: 
     if source is None:
         raise GreenrtError("calibration needs data (--calib DATA: .npz files, a folder of images or "
                            "module:function) or a calibration cache made for this model (--calib-cache FILE)")
-    histograms, samples = _observe(model_path, source, batch_size, progress)
+    histograms, samples, channels = _observe(model_path, source, batch_size, progress)
     if samples == 0:
         raise CalibrationDataError(f"--calib {source.describe}: holds no samples")
     ranges = {name: threshold(h, method, percentile) for name, h in histograms.items()}
     stats = {name: h.to_json() | {"clipped": h.above(ranges[name])} for name, h in histograms.items()}
-    result = Calibration(graph, method, settings, samples, source.describe, ranges, stats)
+    result = Calibration(graph, method, settings, samples, source.describe, ranges, stats,
+                         {k: c.mean() for k, c in channels.items()}, {k: c.amax.tolist() for k, c in channels.items()})
     if cache is not None:
         result.save(cache)
     return result
 
 
+def _channel_axes(model) -> dict[str, int]:
+    """Input 0 of every conv (channel axis 1) and GEMM (the last axis) of the optimized graph."""
+    from ...ops.registry import canonical_domain
+    from ...passes.base import GREENRT_DOMAIN
+
+    axes: dict[str, int] = {}
+    for node in model.graph:
+        domain, op = canonical_domain(node.domain), node.op_type
+        if not node.inputs or node.inputs[0] is None or not node.inputs[0].name:
+            continue
+        if (domain == "" and op == "Conv") or (domain == GREENRT_DOMAIN and op == "FusedConv"):
+            axes[node.inputs[0].name] = 1
+        elif (domain == "" and op == "MatMul") or (domain == GREENRT_DOMAIN and op == "FusedMatMul"):
+            axes.setdefault(node.inputs[0].name, -1)
+    return axes
+
+
+class _ChannelStats:
+    """A running mean (float64 sums: no drift over many batches) and max |x| per channel."""
+
+    def __init__(self, axis: int):
+        self.axis, self.sums, self.amax, self.count, self.broken = axis, None, None, 0, False
+
+    def add(self, t: torch.Tensor) -> None:
+        if t.dim() < 2 or (self.axis == 1 and t.dim() < 3):
+            return
+        moved = t.detach().to(torch.float64).movedim(self.axis, -1)
+        flat = moved.reshape(-1, moved.shape[-1])
+        if self.sums is not None and self.sums.shape[0] != flat.shape[1]:
+            self.broken = True  # a channel count that changes between batches: no statistics (nothing uses them)
+            return
+        sums, amax = flat.sum(dim=0), flat.abs().amax(dim=0)
+        self.sums = sums if self.sums is None else self.sums + sums
+        self.amax = amax if self.amax is None else torch.maximum(self.amax, amax)
+        self.count += flat.shape[0]
+
+    @property
+    def valid(self) -> bool:
+        return self.sums is not None and self.count > 0 and not self.broken
+
+    def mean(self) -> list[float]:
+        return [float(x) for x in (self.sums / self.count).tolist()]
+
+
 def _observe(model_path, source: CalibrationSource, batch_size: int,
-             progress) -> tuple[dict[str, AbsHistogram], int]:
+             progress) -> tuple[dict[str, AbsHistogram], int, dict[str, "_ChannelStats"]]:
     from ...onnx.dtypes import numpy_to_torch
     from ...onnx.importer import load_model
     from ...passes import optimize
@@ -144,6 +203,7 @@ def _observe(model_path, source: CalibrationSource, batch_size: int,
 
     model = load_model(model_path)
     optimize(model)
+    channels = {name: _ChannelStats(axis) for name, axis in _channel_axes(model).items()}
     plan, weights = compile_model(model)
     runner = Runner(plan, weights, "cpu", precision="fp32")
     inputs = {s.name for s in plan.inputs} - set(plan.constants)
@@ -153,6 +213,8 @@ def _observe(model_path, source: CalibrationSource, batch_size: int,
         if not name or not isinstance(value, torch.Tensor) or not value.is_floating_point() or not value.numel():
             return
         histograms.setdefault(name, AbsHistogram()).add(value.detach().float().numpy())
+        if name in channels:
+            channels[name].add(value)
 
     def observer(step, outputs) -> None:
         for name, value in zip(step.outputs, outputs):
@@ -180,7 +242,7 @@ def _observe(model_path, source: CalibrationSource, batch_size: int,
         samples += next(iter(feeds.values())).shape[0] if feeds else 0
         if progress is not None:
             progress(samples, source.samples)
-    return histograms, samples
+    return histograms, samples, {name: c for name, c in channels.items() if c.valid}
 
 
 # -- drift: does new data still fit a calibration? ---------------------------------------------------------------
@@ -208,7 +270,7 @@ def check_drift(model_path: str | Path, calibration: Calibration, source: Calibr
     """Each calibrated tensor on new data: how often its values now pass the calibrated threshold (clipping) and
     how its range compares; a tensor is at risk where clipping grew CLIP_GROWTH-fold past CLIP_FLOOR, or where its
     values use under RANGE_SHRINK of the calibrated range."""
-    histograms, samples = _observe(model_path, source, batch_size, progress)
+    histograms, samples, _ = _observe(model_path, source, batch_size, progress)
     if samples == 0:
         raise CalibrationDataError(f"--check {source.describe}: holds no samples")
     out = []
