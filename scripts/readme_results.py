@@ -550,6 +550,8 @@ def _accuracy(r: dict[str, Results]) -> str:
         runner = rec["runner"].replace("greenrt engine ", "greenrt ")
         if rec.get("kept_float") is not None:
             runner += f" ({len(rec['kept_float'])} layers kept fp32)"
+        if "smooth_alpha" in rec:
+            runner += f" (chose {'none' if rec['smooth_alpha'] is None else 'alpha ' + str(rec['smooth_alpha'])})"
         rows.append(f"| {rec['model']} | {runner} | {cell(rec, 'top1_accuracy', pct)} | {agree} | "
                     f"{cell(rec, 'top1_agreement_vs_fp32_confident', pct)} | {cell(rec, 'top5_overlap_vs_fp32', pct)} | "
                     f"{cell(rec, 'kl_divergence_vs_fp32', err)} | {cos} | "
@@ -561,7 +563,9 @@ def _accuracy(r: dict[str, Results]) -> str:
         "**INT8 accuracy suite** (`python bench/accuracy/run.py`, CPU; every engine against the fp32 model on "
         "held-out data; greenrt's INT8 engine is its exact INT8 reference execution, onnxruntime's rows are its own "
         "`quantize_static` (QDQ, per-channel INT8 weights, its default UINT8 activations) on the same calibration "
-        "data, run by onnxruntime; `max-accuracy-drop` is the budget build on the separate tuning set).")
+        "data, run by onnxruntime; `max-accuracy-drop` is the budget build on the separate tuning set, `smooth "
+        "auto` the SmoothQuant alpha chosen there; every greenrt INT8 row has bias correction but the one marked "
+        "without).")
     tail = para(f"Data: {data}. onnxruntime's rows are its defaults with per-channel weights: on MiniLM that "
                 f"quantizes every op it can (its symbolic shape inference skipped, which fails on this export), "
                 f"and its entropy calibrator could not bin one tensor; they are what a user gets from "

@@ -270,6 +270,8 @@ def run_model(name: str, folder: Path, cache: Path, log) -> list[dict]:
     runs += [(f"int8 {m}", {"int8": True, "calib_method": m}) for m in METHODS]
     runs.append(("int8 percentile without bias correction", {"int8": True, "calib_method": "percentile",
                                                               "bias_correction": False}))
+    runs.append(("int8 percentile smooth auto", {"int8": True, "calib_method": "percentile", "smooth": "auto",
+                                                 "accuracy_data": str(folder / f"{name}_tune.npz")}))
 
     def build_and_run(label: str, kw: dict) -> dict:
         engine = folder / f"{name}_{label.replace(' ', '_')}.engine"
@@ -291,7 +293,9 @@ def run_model(name: str, folder: Path, cache: Path, log) -> list[dict]:
             q = header["report"]["int8"]
             rec |= {"calibrator": kw["calib_method"], "int8_layers": q["int8_layers"],
                     "float_layers": q["float_layers"], "calibration_s": q["calibration"]["seconds"],
-                    "bias_corrected": q["bias_corrected"]}
+                    "bias_corrected": q["bias_corrected"], "smoothed": q["smoothed"]}
+            if "smooth" in q:
+                rec["smooth_alpha"] = q["smooth"]["chosen"]
             if "accuracy_search" in q:
                 a = q["accuracy_search"]
                 rec |= {"search_metric": a["metric"], "search_budget": a["budget"], "search_met": a["met"],

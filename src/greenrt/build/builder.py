@@ -325,10 +325,10 @@ def _choose_smooth(trials: _Trials, log) -> tuple[float | None, dict]:
 
 def _int8_search(trials: _Trials, config: BuildConfig, smooth: float | None, log, progress):
     """--max-accuracy-drop: trial INT8 engines on the tuning data (build/int8_search.py)."""
-    from .int8_search import layer_macs, resolve_metric, search_int8
+    from .int8_search import layer_cost, resolve_metric, search_int8
 
     metric = resolve_metric(config.metric)
-    macs = layer_macs(_load_model(trials.model_path, config, optimized=True)[0])  # of the float layers
+    cost = layer_cost(_load_model(trials.model_path, config, optimized=True)[0])  # of the float layers
     candidates = [x.node for x in trials.quantized(None, smooth)[1].quantized]
     refs = trials.refs
 
@@ -339,7 +339,7 @@ def _int8_search(trials: _Trials, config: BuildConfig, smooth: float | None, log
     log(f"int8 search: {len(candidates)} INT8 layers, {config.metric} drop within {config.max_accuracy_drop:g} on "
         f"{trials.samples} samples of {trials.data} (output {trials.output!r})")
     step = (lambda done, total: progress("measuring layer sensitivity", done, total)) if progress else None
-    result = search_int8(candidates, macs, evaluate, config.max_accuracy_drop, config.metric, log, step)
+    result = search_int8(candidates, cost, evaluate, config.max_accuracy_drop, config.metric, log, step)
     if not result.met:
         log(f"warning: --max-accuracy-drop {config.max_accuracy_drop:g} not met even with every layer float "
             f"({config.metric} drop {result.final:.4g}): the float layers' own precision or the data decide it")

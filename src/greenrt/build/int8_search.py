@@ -92,7 +92,7 @@ class Int8SearchResult:
     final: float
     kept_float: list[str]  # node names, in the order they were kept
     sensitivity: dict[str, float] = field(default_factory=dict)  # layer -> output error with only it float
-    macs: dict[str, int] = field(default_factory=dict)
+    cost: dict[str, int] = field(default_factory=dict)  # the cost proxy of layer_cost
     trials: int = 0
     met: bool = True
 
@@ -104,20 +104,20 @@ class Int8SearchResult:
         return {"metric": self.metric, "budget": self.budget, "all_int8_drop": self.all_int8,
                 "final_drop": self.final, "met": self.met, "kept_float": list(self.kept_float),
                 "layer_precision": self.layer_precision, "trials": self.trials,
-                "sensitivity": {k: {"mean_rel_err_with_only_it_float": v, "macs": self.macs.get(k, 0)}
+                "sensitivity": {k: {"mean_rel_err_with_only_it_float": v, "cost": self.cost.get(k, 0)}
                                 for k, v in self.sensitivity.items()},
                 "cost_proxy": "multiply-accumulates per sample plus weight values read (the INT8 kernels are not timed "
                               "yet)"}
 
 
-def search_int8(layers: list[str], macs: dict[str, int], evaluate: Callable[..., tuple[float, float]],
+def search_int8(layers: list[str], cost: dict[str, int], evaluate: Callable[..., tuple[float, float]],
                 budget: float, metric: str, log=print, progress=None) -> Int8SearchResult:
     """``evaluate(kept_float, quick=False)`` -> (the metric's drop, the mean relative error of the output) of the
     engine with those layers float and the rest INT8; ``quick`` runs it on the first batch only (the per-layer
     sensitivities, where the smooth error orders the layers and one batch is enough)."""
     base, _ = evaluate([])
     log(f"int8 search: all {len(layers)} layers INT8: {metric} drop {base:.4g} (budget {budget:g})")
-    result = Int8SearchResult(metric, budget, base, base, [], macs=dict(macs), trials=1)
+    result = Int8SearchResult(metric, budget, base, base, [], cost=dict(cost), trials=1)
     if base <= budget:
         return result
     _, base_err = evaluate([], quick=True)
@@ -129,15 +129,16 @@ def search_int8(layers: list[str], macs: dict[str, int], evaluate: Callable[...,
         if progress:
             progress(i + 1, len(layers))
     result.trials += 1 + len(layers)
-    # knapsack's greedy order: error recovered per MAC kept float, the layers that recover nothing last
-    order = sorted(layers, key=lambda n: (gain[n] <= 0, -gain[n] / max(macs.get(n, 1), 1), n))
+    # knapsack's greedy order: error recovered per unit of cost kept float, the layers that recover nothing last
+    order = sorted(layers, key=lambda n: (gain[n] <= 0, -gain[n] / max(cost.get(n, 1), 1), n))
     drops: dict[int, float] = {}
 
     def drop_at(k: int) -> float:
         if k not in drops:
             drops[k], _ = evaluate(order[:k])
             result.trials += 1
-            log(f"int8 search: {k} layer(s) float ({sum(macs.get(n, 0) for n in order[:k]) / 1e6:.1f} M MACs): "
+            log(f"int8 search: {k} layer(s) float (cost {sum(cost.get(n, 0) for n in order[:k]) / 1e6:.1f} M "
+                f"MACs + weights): "
                 f"{metric} drop {drops[k]:.4g}")
         return drops[k]
 
@@ -155,7 +156,7 @@ def search_int8(layers: list[str], macs: dict[str, int], evaluate: Callable[...,
     return result
 
 
-def layer_macs(model) -> dict[str, int]:
+def layer_cost(model) -> dict[str, int]:
     """The cost proxy per INT8 candidate of an optimized onnx-ir model: multiply-accumulates per sample at the graph's
     static shapes (the batch dim counts as 1) plus the weight values it reads (bytes moved: for an embedding lookup,
     whose MACs are none, its table's size, so keeping a large table float is not taken as free)."""
