@@ -1,6 +1,7 @@
 """Op implementations over torch, one family per module, registered by ONNX name and opset.
 
-FAMILIES is the explicit list of modules; ``load_all()`` imports them so that ``REGISTRY`` is complete, and
+FAMILIES is the explicit list of modules (TACTIC_MODULES those that only add tactics to their ops); ``load_all()``
+imports them so that ``REGISTRY`` and the tactics are complete, and
 ``greenrt inspect ops`` prints what it holds.
 """
 
@@ -38,6 +39,8 @@ FAMILIES = (
     "fused",
     "int8",
 )
+# modules that only add tactics (ops/tactics.py) to ops of the families above
+TACTIC_MODULES = ("int8_cudnn",)
 
 _loaded = False
 
@@ -46,9 +49,9 @@ def load_all() -> None:
     global _loaded
     if _loaded:
         return
-    for family in FAMILIES:
+    for family in FAMILIES + TACTIC_MODULES:
         importlib.import_module(f"{__name__}.{family}")
     _loaded = True
 
 
-__all__ = ["REGISTRY", "OpContext", "OpImpl", "op", "load_all", "FAMILIES"]
+__all__ = ["REGISTRY", "OpContext", "OpImpl", "op", "load_all", "FAMILIES", "TACTIC_MODULES"]

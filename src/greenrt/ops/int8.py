@@ -33,6 +33,7 @@ from .conv import _conv_nd
 from .fused import _activation
 from .quantization import _saturate_int, _shifted
 from .registry import op
+from .tactics import tactic
 
 GREENRT = "greenrt"
 FLOAT, UINT8, INT8, INT32, FLOAT16 = 1, 2, 3, 6, 10
@@ -167,6 +168,10 @@ def QConv(x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t=None, x_ze
     return epilogue(acc, 1, x_scale, w_scale, b, z, z_scale=z_scale, z_zero_point=z_zero_point,
                     activation=activation, activation_params=activation_params, out_dtype=out_dtype,
                     y_scale=y_scale, y_zero_point=y_zero_point)
+
+
+tactic(GREENRT, "QConv", "reference", doc="greenrt's exact INT8 reference (integer sums in float64, or float32 "
+       "where provably exact), then the float32 epilogue")(QConv)
 
 
 @op("QMatMul", 1, domain=GREENRT)

@@ -1,0 +1,208 @@
+"""greenrt.QConv on cuDNN's graph API (nvidia-cudnn-frontend): the conv and its whole epilogue as one fused graph,
+INT8 in, INT32 accumulation, INT8 / UINT8 / float out. The Hopper issue's first kernels, as tactics of QConv.
+
+    conv_fprop(X int8 NHWC, W int8 NHWC) -> acc (int32, read as float32)
+        [+ 128 * sum(W[c])]  * S[c]  [+ B[c]]  [ReLU / Clip]  [* float32(1 / y_scale)]  -> out
+
+S[c] = float32(x_scale) * W_scale[c], as the reference epilogue (ops/int8.py) computes it, so every plan is checked
+against the reference by the builder's tactic stage. A UINT8 input (a tensor after a ReLU, quantized at twice the
+resolution) runs as INT8 x - 128 (its bits XOR 0x80), padded explicitly with -128 (its zero), and 128 * sum(W[c])
+joins the accumulator. Each execution plan cuDNN offers for a layer is a tactic (``cudnn-int8-p0`` ... ``-p7``, in
+cuDNN's heuristic order for this GPU and version, which the timing cache keys on): the builder checks and times
+them against ``reference``. The graphs live in a process-local cache, built at a layer shape's first call; an engine
+names the plan index only, never code.
+
+Needs the ``cudnn`` module (``pip install --no-deps nvidia-cudnn-frontend``, which loads the libcudnn torch ships);
+without it, or where a graph does not build for a shape, these tactics do not apply and the reference runs.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .int8 import FLOAT, FLOAT16, INT8, UINT8, QConv
+from .tactics import tactic
+
+GREENRT = "greenrt"
+MAX_PLANS = 8
+ACTIVATIONS = ("", "Relu", "Clip")
+OUT_TYPES = (FLOAT, FLOAT16, INT8, UINT8)
+
+
+@functools.cache
+def _cudnn():
+    """The cudnn module, or None where nvidia-cudnn-frontend is not installed (or cannot load libcudnn)."""
+    try:
+        import cudnn
+    except Exception:  # noqa: BLE001  (missing wheel, or its libcudnn not found: the tactics do not apply)
+        return None
+    return cudnn
+
+
+@functools.cache
+def _handle(device_index: int):
+    with torch.cuda.device(device_index):
+        return _cudnn().create_handle()
+
+
+@dataclass
+class _Graph:
+    graph: Any
+    tensors: dict[str, Any]
+    plans: int
+    workspace: list[int]
+    buffers: dict[int, torch.Tensor] = field(default_factory=dict)  # plan -> workspace tensor
+
+
+_GRAPHS: dict[tuple, _Graph | None] = {}
+
+
+def _pads(attrs: dict, kernel) -> list[int]:
+    pads = list(attrs.get("pads") or [0, 0, 0, 0])
+    return pads if len(pads) == 4 else [0, 0, 0, 0]
+
+
+def _layer(args, attrs) -> tuple | None:
+    """The key of a layer cuDNN's graph could run (shapes, types, attributes), else None."""
+    if _cudnn() is None or len(args) < 3:
+        return None
+    x, w, w_scale = args[0], args[1], args[2]
+    extra = list(args[3:]) + [None] * (5 - len(args[3:]))
+    b, z, w_zp, x_scale_t, x_zp_t = extra[:5]
+    if not (isinstance(x, torch.Tensor) and x.is_cuda and x.dim() == 4 and x.dtype in (torch.int8, torch.uint8)):
+        return None
+    if w.dtype != torch.int8 or w.dim() != 4 or any(v is not None for v in (z, w_zp, x_scale_t, x_zp_t)):
+        return None
+    if b is not None and not (b.is_floating_point() and b.numel() == w.shape[0]):
+        return None
+    if attrs.get("x_zero_point", 0) or attrs.get("y_zero_point", 0):
+        return None
+    if (attrs.get("group") or 1) != 1 or (attrs.get("auto_pad") or "NOTSET") != "NOTSET":
+        return None
+    activation, params = attrs.get("activation", ""), tuple(attrs.get("activation_params", ()))
+    if activation not in ACTIVATIONS or (activation == "Clip" and len(params) != 2):
+        return None
+    out = attrs.get("out_dtype", FLOAT)
+    if out not in OUT_TYPES or x.shape[1] % 4 or w.shape[0] % 4 or x.shape[1] != w.shape[1]:
+        return None
+    strides = tuple(attrs.get("strides") or (1, 1))
+    dilations = tuple(attrs.get("dilations") or (1, 1))
+    return (x.device.index, tuple(x.shape), x.dtype, tuple(w.shape), tuple(_pads(attrs, w.shape[2:])), strides,
+            dilations, b is not None, activation, params, out)
+
+
+def _build(key: tuple) -> _Graph | None:
+    cudnn = _cudnn()
+    device, x_shape, x_dtype, w_shape, pads, strides, dilations, has_bias, activation, params, out = key
+    n, c, h, wd = x_shape
+    k = w_shape[0]
+    unsigned = x_dtype == torch.uint8
+    if unsigned:  # padded explicitly with the zero point, so the conv itself pads nothing
+        h, wd, conv_pads = h + pads[0] + pads[2], wd + pads[1] + pads[3], (0, 0, 0, 0)
+    else:
+        conv_pads = pads
+    dt = cudnn.data_type
+    graph = cudnn.pygraph(io_data_type=dt.INT8, intermediate_data_type=dt.FLOAT, compute_data_type=dt.INT32,
+                          handle=_handle(device))
+
+    def nhwc(name, dims, dtype):
+        n_, c_, h_, w_ = dims
+        return graph.tensor(name=name, dim=list(dims), stride=[c_ * h_ * w_, 1, c_ * w_, c_], data_type=dtype)
+
+    t = {"x": nhwc("x", (n, c, h, wd), dt.INT8), "w": nhwc("w", w_shape, dt.INT8),
+         "s": nhwc("s", (1, k, 1, 1), dt.FLOAT)}
+    y = graph.conv_fprop(image=t["x"], weight=t["w"], pre_padding=[conv_pads[0], conv_pads[1]],
+                         post_padding=[conv_pads[2], conv_pads[3]], stride=list(strides), dilation=list(dilations))
+    if unsigned:
+        t["c"] = nhwc("c", (1, k, 1, 1), dt.FLOAT)
+        y = graph.bias(input=y, bias=t["c"])
+    y = graph.scale(input=y, scale=t["s"])
+    if has_bias:
+        t["b"] = nhwc("b", (1, k, 1, 1), dt.FLOAT)
+        y = graph.bias(input=y, bias=t["b"])
+    if activation == "Relu":
+        y = graph.relu(input=y)
+    elif activation == "Clip":
+        y = graph.relu(input=y, lower_clip=float(params[0]), upper_clip=float(params[1]))
+    if out in (INT8, UINT8):
+        t["inv"] = nhwc("inv", (1, 1, 1, 1), dt.FLOAT)
+        y = graph.scale(input=y, scale=t["inv"])
+    y.set_output(True).set_data_type({INT8: dt.INT8, UINT8: dt.UINT8, FLOAT: dt.FLOAT, FLOAT16: dt.HALF}[out])
+    t["y"] = y
+    try:
+        graph.validate()
+        graph.build_operation_graph()
+        graph.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
+        graph.check_support()
+        graph.build_plans(cudnn.build_plan_policy.ALL)
+    except Exception:  # noqa: BLE001  (cuDNN has no engine for this layer: the tactics do not apply)
+        return None
+    plans = min(graph.get_execution_plan_count(), MAX_PLANS)
+    if plans == 0:
+        return None
+    return _Graph(graph, t, plans, [graph.get_workspace_size_plan_at_index(i) for i in range(plans)])
+
+
+def _graph(key: tuple) -> _Graph | None:
+    if key not in _GRAPHS:
+        _GRAPHS[key] = _build(key)
+    return _GRAPHS[key]
+
+
+def _supports(index: int):
+    def supports(args, attrs) -> bool:
+        key = _layer(args, attrs)
+        g = _graph(key) if key is not None else None
+        return g is not None and index < g.plans
+    return supports
+
+
+def _run(index: int, x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t=None, x_zero_point_t=None, *,
+         x_scale=0.0, y_scale=0.0, out_dtype=FLOAT, **attrs):
+    args = (x, w, w_scale, b, z, w_zero_point, x_scale_t, x_zero_point_t)
+    attrs = dict(attrs, x_scale=x_scale, y_scale=y_scale, out_dtype=out_dtype)
+    key = _layer(args, attrs)
+    g = _graph(key) if key is not None else None
+    if g is None or index >= g.plans:  # an engine built elsewhere whose plan this GPU lacks: the reference
+        return QConv(*args, **attrs)
+    cudnn = _cudnn()
+    k = w.shape[0]
+    cl = torch.channels_last
+    pads = list(key[4])
+    if x.dtype == torch.uint8:  # x - 128 as INT8, padded with -128 (the UINT8 zero)
+        x = (x ^ 128).view(torch.int8)
+        if any(pads):
+            x = F.pad(x, (pads[1], pads[3], pads[0], pads[2]), value=-128)
+    x = x.contiguous(memory_format=cl)
+    w = w.contiguous(memory_format=cl)
+    s = (torch.tensor(x_scale, dtype=torch.float32, device=x.device) * w_scale.to(torch.float32)).reshape(1, k, 1, 1)
+    pack = {g.tensors["x"]: x, g.tensors["w"]: w, g.tensors["s"]: s}
+    if "c" in g.tensors:
+        pack[g.tensors["c"]] = (128.0 * w.sum(dim=(1, 2, 3), dtype=torch.int32).to(torch.float32)).reshape(1, k, 1, 1)
+    if "b" in g.tensors:
+        pack[g.tensors["b"]] = b.to(torch.float32).reshape(1, k, 1, 1)
+    if "inv" in g.tensors:
+        pack[g.tensors["inv"]] = torch.full((1, 1, 1, 1), 1.0 / y_scale, dtype=torch.float32, device=x.device)
+    dtype = {INT8: torch.int8, UINT8: torch.uint8, FLOAT: torch.float32, FLOAT16: torch.float16}[out_dtype]
+    out = torch.empty(g.tensors["y"].get_dim(), dtype=dtype, device=x.device).contiguous(memory_format=cl)
+    pack[g.tensors["y"]] = out
+    if index not in g.buffers:
+        g.buffers[index] = torch.empty(max(g.workspace[index], 1), dtype=torch.uint8, device=x.device)
+    handle = _handle(x.device.index)
+    cudnn.set_stream(handle=handle, stream=torch.cuda.current_stream(x.device).cuda_stream)
+    g.graph.execute_plan_at_index(pack, g.buffers[index], index=index, handle=handle)
+    return out
+
+
+for _i in range(MAX_PLANS):
+    tactic(GREENRT, "QConv", f"cudnn-int8-p{_i}", _supports(_i),
+           doc=f"cuDNN graph API: the conv and its epilogue as one fused INT8 graph, execution plan {_i}")(
+        functools.partial(_run, _i))
+
+
+__all__ = ["MAX_PLANS"]
