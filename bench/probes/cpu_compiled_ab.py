@@ -3,6 +3,10 @@ where its timing keeps it), with onnxruntime, batch 1, in interleaved rounds in 
 drifts: compare within a round; the median of the per-round ratios is reported).
 
     python bench/probes/cpu_compiled_ab.py --out bench/results/cpu_compiled_ab.json [--models resnet50,...]
+    python bench/probes/cpu_compiled_ab.py --precision bf16 --out bench/results/cpu_bf16_ab.json   # bf16 engines
+
+onnxruntime runs the fp32 model either way (the baseline a user has); a reduced-precision engine's error against it
+is in each record.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp())
@@ -58,9 +63,9 @@ def main() -> int:
         for level in (3, 4):
             engine = folder / f"{name}_o{level}.engine"
             t0 = time.perf_counter()
-            header = build_engine(path, engine, BuildConfig(opt_level=level, profiles=[
+            header = build_engine(path, engine, BuildConfig(opt_level=level, precision=args.precision, profiles=[
                 parse_profile("image:1x3x224x224/1x3x224x224/8x3x224x224")]), log=lambda m: None)
-            label = f"greenrt engine --opt-level {level}"
+            label = f"greenrt engine --opt-level {level}" + ("" if args.precision == "fp32" else f" --{args.precision}")
             choice = header["report"]["tactics"].get("engine", {})
             build[label] = {"build_seconds": round(time.perf_counter() - t0, 1), "engine_choice": choice}
             sess = greenrt.InferenceSession(engine)
@@ -78,10 +83,12 @@ def main() -> int:
         for label, v in rows.items():
             ratio = float(np.median(np.array(v) / base))
             extra = {"max_rel_err_vs_onnxruntime": errors[label]} | build[label] if label in errors else {}
-            records.append(make_record(name, label, "fp32", 1, "cpu", latency_ms_p50=float(np.median(v)),
+            precision = "fp32" if label == "onnxruntime" else args.precision
+            records.append(make_record(name, label, precision, 1, "cpu", latency_ms_p50=float(np.median(v)),
                                        rounds_ms=v, round_latency_ratio_vs={"onnxruntime": ratio}, **extra))
             print(f"{name:20s} {label:28s} {np.median(v):7.2f} ms  x{ratio:.2f} of onnxruntime", flush=True)
-    notes = (f"{args.rounds} interleaved rounds in one process, batch 1, torch threads {torch.get_num_threads()}; "
+    notes = (f"{args.rounds} interleaved rounds in one process, batch 1, greenrt {args.precision} engines, torch "
+             f"threads {torch.get_num_threads()}; "
              f"rounds_ms: each round's median of {args.runs} runs; latency_ms_p50: the median of those; "
              "round_latency_ratio_vs: the median of the per-round ratios. onnxruntime: CPUExecutionProvider, default "
              "session options. Random weights (torchvision, seed 0); --opt-level 4 adds Inductor as a candidate for the "
