@@ -15,6 +15,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from .conv import cpu_bf16_native
 from .registry import REGISTRY, op
 from .tactics import tactic
 
@@ -183,11 +184,13 @@ def _onednn_unary(activation: str, params: list[float]) -> tuple[str, list, str]
 
 def _onednn_applies(x, w, z, activation, params, attrs) -> tuple[list[int], tuple] | None:
     """(pads, post-op) for oneDNN's fused conv on the CPU, None where it cannot run these arguments."""
-    if not (_ONEDNN["ok"] and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4):
+    if not (_ONEDNN["ok"] and x.device.type == "cpu" and x.dim() == 4 and w.dtype == x.dtype):
+        return None
+    if x.dtype != torch.float32 and not (x.dtype == torch.bfloat16 and cpu_bf16_native()):
         return None
     pads = _symmetric_pads(attrs)
     unary = _onednn_unary(activation, params)
-    if w.dtype != torch.float32 or pads is None or unary is None:
+    if pads is None or unary is None:
         return None
     if z is not None and (unary[0] not in ("none", "relu") or z.shape != (x.shape[0], w.shape[0], *z.shape[2:])):
         return None
@@ -196,7 +199,8 @@ def _onednn_applies(x, w, z, activation, params, attrs) -> tuple[list[int], tupl
 
 def _onednn_conv(x, w, b, z, activation, params, attrs):
     """act(conv(x, w) + b [+ z]) as one oneDNN call with post-ops on CPU (what Inductor's CPU backend calls):
-    no separate bias, residual and activation passes over the output. float32 2-D convolutions; else None."""
+    no separate bias, residual and activation passes over the output. float32 2-D convolutions, and bfloat16 ones
+    where the CPU runs them natively; else None."""
     applies = _onednn_applies(x, w, z, activation, params, attrs)
     if applies is None:
         return None
