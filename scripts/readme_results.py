@@ -621,6 +621,23 @@ def _sensitivity(r: dict[str, Results]) -> str:
                 f"output vs onnxruntime with one op group kept fp32): {'; '.join(parts)}. Source: {f.cite()}.")
 
 
+def _cpu_bf16(r: dict[str, Results]) -> str:
+    f = r["cpu_bf16_ab.json"]
+    parts = []
+    for model in dict.fromkeys(x["model"] for x in f.records):
+        ort_rec = f.one(model=model, runner="onnxruntime")
+        o3, o4 = (f.one(model=model, runner=f"greenrt engine --opt-level {k} --bf16") for k in (3, 4))
+        parts.append(f"{model} {ms(o3['latency_ms_p50'])} / {ms(o4['latency_ms_p50'])} "
+                     f"({num(f.ratio('round_latency_ratio_vs', o3, 'onnxruntime'))}x / "
+                     f"{num(f.ratio('round_latency_ratio_vs', o4, 'onnxruntime'))}x onnxruntime's "
+                     f"{ms(ort_rec['latency_ms_p50'])}; max rel err {err(o4['max_rel_err_vs_onnxruntime'])})")
+    return para(
+        f"**bf16 CPU engines** (`--bf16`, batch 1, {f.meta['host']['torch_threads']} threads, this CPU's avx512_bf16 "
+        f"through oneDNN; engine at `--opt-level` 3 / 4 against onnxruntime fp32 in the same interleaved rounds, "
+        f"error against onnxruntime fp32; MobileNetV3's random weights amplify rounding): {'; '.join(parts)}. "
+        f"Source: {f.cite(('torch', 'onnxruntime'))}.")
+
+
 def _install(r: dict[str, Results]) -> str:
     f = r["install_sizes.json"]
     return para(f"**Install sizes** (`du -sm` of a fresh venv, CPU torch wheel): {block_install(r)}. Source: "
@@ -633,7 +650,7 @@ def block_measured(r: dict[str, Results]) -> str:
                  "the files disagree. Each source is one run; every ratio compares runners of the same run.")
     sections = [intro, _suite(r), _suite_transformers(r), _suite_opt4(r), _cross_build(r), _accuracy(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
                 _node_counts(r),
-                _cpu_ab(r), _cpu_compiled(r), _sensitivity(r), _install(r)]
+                _cpu_ab(r), _cpu_compiled(r), _cpu_bf16(r), _sensitivity(r), _install(r)]
     return "\n" + "\n\n".join(sections) + "\n"
 
 
