@@ -136,7 +136,7 @@ def ConvTranspose(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, k
     else:
         pads = list(pads) if pads else [0] * (2 * nd)
     compute = x.dtype
-    if x.device.type == "cpu" and compute in (torch.float16, torch.bfloat16):
+    if x.device.type == "cpu" and (compute == torch.float16 or (compute == torch.bfloat16 and not cpu_bf16_native())):
         compute = torch.float32
     y = _CONV_T[nd](x.to(compute), w.to(compute), None, stride=strides, dilation=dilations, groups=group)
     crop = [-pads[i] for i in range(nd)] + [out_pad[i] - pads[nd + i] for i in range(nd)]
