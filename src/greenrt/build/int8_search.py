@@ -26,13 +26,12 @@ Metrics (the drop: 0 = the fp32 model's own outputs), over the first float outpu
 from __future__ import annotations
 
 import glob
-import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from ..errors import GreenrtError
+from .user_code import load_callable
 
 METRICS = ("top1-agreement", "kl", "cosine")
 
@@ -71,17 +70,8 @@ def resolve_metric(name: str) -> Callable[[list, list], float]:
     builtin = {"top1-agreement": top1_drop, "kl": kl_drop, "cosine": cosine_drop}
     if name in builtin:
         return builtin[name]
-    module, sep, func = name.partition(":")
-    if not sep or not module or not func:
-        raise GreenrtError(f"--metric {name!r}: one of {', '.join(METRICS)}, or module:function taking (ours, "
-                           "reference) lists of arrays and returning the drop")
-    try:
-        fn = getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError) as exc:
-        raise GreenrtError(f"--metric {name!r}: cannot load it ({type(exc).__name__}: {exc})") from None
-    if not callable(fn):
-        raise GreenrtError(f"--metric {name!r} is not callable")
-    return fn
+    return load_callable(name, "--metric", f"one of {', '.join(METRICS)}, or module:function taking (ours, "
+                         "reference) lists of arrays and returning the drop")
 
 
 @dataclass

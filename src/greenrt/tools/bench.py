@@ -12,7 +12,6 @@ readable; tools/energy.py enforces the minimum window a counter needs). Results 
 
 from __future__ import annotations
 
-import importlib
 import math
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..build.user_code import load_callable
 from ..errors import GreenrtError
 from . import energy
 
@@ -63,17 +63,7 @@ def parse_vs(spec: str) -> list[str]:
 
 def load_factory(spec: str) -> Callable:
     """'pkg.mod:factory' -> the callable (it returns an nn.Module taking the model's inputs in order)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise GreenrtError(f"--torch-module: {spec!r}: write pkg.module:factory")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise GreenrtError(f"--torch-module: cannot import {module_name!r}: {exc}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise GreenrtError(f"--torch-module: {module_name} has no callable {attr!r}")
-    return factory
+    return load_callable(spec, "--torch-module", "write pkg.module:factory")
 
 
 def batch_shapes(inputs, shapes: dict[str, list[int]], batch: int) -> dict[str, list[int]]:

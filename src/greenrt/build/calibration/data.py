@@ -13,7 +13,6 @@ Each yields batches of at most ``batch_size`` samples, streamed: the set is neve
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from ...errors import GreenrtError
+from ..user_code import load_callable
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -171,13 +171,7 @@ def _image_source(folder: Path, images: list[Path], input_names: Sequence[str], 
 
 
 def _callable_source(spec: str, input_names: Sequence[str]) -> CalibrationSource:
-    module_name, _, attr = spec.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise CalibrationDataError(f"--calib {spec}: cannot import it ({exc})") from None
-    if not callable(fn):
-        raise CalibrationDataError(f"--calib {spec}: not callable")
+    fn = load_callable(spec, "--calib", "write pkg.module:function", CalibrationDataError)
 
     def batches(size: int) -> Iterator[dict[str, np.ndarray]]:
         for i, feeds in enumerate(fn()):
