@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import GreenrtError
-from ..onnx.dtypes import numpy_to_torch
+from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
 from ..onnx.importer import load_model
 from ..passes import optimize
 from ..plan.compile import compile_model
@@ -266,7 +266,6 @@ class _Trials:
 
     def __init__(self, model_path, config: BuildConfig, calibration, means, rules, names, ref_runner: Runner,
                  purpose: str):
-        from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
         from .calibration import open_calibration_data
 
         self.data = config.accuracy_data or config.calib
@@ -286,25 +285,28 @@ class _Trials:
         self.model_path, self.config, self.calibration, self.means, self.rules = (model_path, config, calibration,
                                                                                  means, rules)
         self.device = ref_runner.device.type
-        self._to_numpy = torch_to_numpy
 
-    def quantized(self, keep: dict[str, str] | None, smooth: float | None):
+    def model(self):
+        """The optimized float graph, loaded anew (quantize rewrites it in place)."""
+        return _load_model(self.model_path, self.config, optimized=True)[0]
+
+    def quantize(self, model, keep: dict[str, str] | None, smooth: float | None):
+        """``model`` rewritten in place as this build's INT8 stage would, ``keep`` float; its report."""
         from ..precision.int8 import quantize_int8
 
-        trial = _load_model(self.model_path, self.config, optimized=True)[0]
         c = self.calibration
-        report = quantize_int8(trial, c.ranges, self.rules, keep, self.means, c.channel_amax, smooth)
-        return trial, report
+        return quantize_int8(model, c.ranges, self.rules, keep, self.means, c.channel_amax, smooth)
 
     def run(self, keep: dict[str, str] | None, smooth: float | None, n: int | None = None) -> tuple[list, float]:
         """The trial engine's first output on the first ``n`` tuning batches, and its mean |error| relative to the
         fp32 outputs' mean |value|."""
-        trial, _ = self.quantized(keep, smooth)
+        trial = self.model()
+        self.quantize(trial, keep, smooth)
         if self.config.precision in ("fp16", "bf16"):
             apply_precision(trial, PrecisionConfig(self.config.precision, _float_rules(self.rules)))
         runner = engine_runner(*compile_model(trial), self.device, self.config)
         n = len(self.feeds) if n is None else n
-        ours = [self._to_numpy(runner.run(f)[0].detach().cpu()) for f in self.feeds[:n]]
+        ours = [torch_to_numpy(runner.run(f)[0].detach().cpu()) for f in self.feeds[:n]]
         err = sum(float(np.abs(o.astype(np.float64) - r).mean()) for o, r in zip(ours, self.refs)) / max(
             sum(float(np.abs(r).mean()) for r in self.refs[:n]), 1e-30)
         return ours, err
@@ -328,8 +330,9 @@ def _int8_search(trials: _Trials, config: BuildConfig, smooth: float | None, log
     from .int8_search import layer_cost, resolve_metric, search_int8
 
     metric = resolve_metric(config.metric)
-    cost = layer_cost(_load_model(trials.model_path, config, optimized=True)[0])  # of the float layers
-    candidates = [x.node for x in trials.quantized(None, smooth)[1].quantized]
+    probe = trials.model()
+    cost = layer_cost(probe)  # of the float layers, before the INT8 rewrite
+    candidates = [x.node for x in trials.quantize(probe, None, smooth).quantized]
     refs = trials.refs
 
     def evaluate(kept: list[str], quick: bool = False) -> tuple[float, float]:

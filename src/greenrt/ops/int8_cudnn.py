@@ -62,7 +62,7 @@ class _Graph:
 _GRAPHS: dict[tuple, _Graph | None] = {}
 
 
-def _pads(attrs: dict, kernel) -> list[int]:
+def _pads(attrs: dict) -> list[int]:
     pads = list(attrs.get("pads") or [0, 0, 0, 0])
     return pads if len(pads) == 4 else [0, 0, 0, 0]
 
@@ -92,7 +92,7 @@ def _layer(args, attrs) -> tuple | None:
         return None
     strides = tuple(attrs.get("strides") or (1, 1))
     dilations = tuple(attrs.get("dilations") or (1, 1))
-    return (x.device.index, tuple(x.shape), x.dtype, tuple(w.shape), tuple(_pads(attrs, w.shape[2:])), strides,
+    return (x.device.index, tuple(x.shape), x.dtype, tuple(w.shape), tuple(_pads(attrs)), strides,
             dilations, b is not None, activation, params, out)
 
 

@@ -149,13 +149,21 @@ class _Layer:
     int8_out: bool = False
 
 
+def layer_kind(node: ir.Node) -> str | None:
+    """"conv" for an ONNX Conv or a greenrt.FusedConv, "matmul" for a MatMul or a FusedMatMul: the layers INT8
+    quantizes (and whose inputs the calibration keeps per-channel statistics of); else None."""
+    domain, op = canonical_domain(node.domain), node.op_type
+    if (domain == "" and op == "Conv") or (domain == GREENRT_DOMAIN and op == "FusedConv"):
+        return "conv"
+    if (domain == "" and op == "MatMul") or (domain == GREENRT_DOMAIN and op == "FusedMatMul"):
+        return "matmul"
+    return None
+
+
 def _layer_of(node: ir.Node) -> tuple[_Layer | None, str]:
     """The node as an INT8 candidate, or (None, why not) where it is a conv/GEMM that cannot be; ('', '') else."""
-    domain = canonical_domain(node.domain)
-    op = node.op_type
-    is_conv = (domain == "" and op == "Conv") or (domain == GREENRT_DOMAIN and op == "FusedConv")
-    is_mm = (domain == "" and op == "MatMul") or (domain == GREENRT_DOMAIN and op == "FusedMatMul")
-    if not (is_conv or is_mm):
+    kind = layer_kind(node)
+    if kind is None:
         return None, ""
     x = node.inputs[0] if node.inputs else None
     if x is None or x.dtype != ir.DataType.FLOAT:
@@ -165,7 +173,7 @@ def _layer_of(node: ir.Node) -> tuple[_Layer | None, str]:
         return None, "its weight is not a constant"
     if w.dtype != np.float32:
         return None, f"its weight is {w.dtype}, not float32"
-    if is_conv:
+    if kind == "conv":
         if w.ndim < 3:
             return None, f"weight of rank {w.ndim}"
         reduction = int(np.prod(w.shape[1:]))
@@ -173,7 +181,7 @@ def _layer_of(node: ir.Node) -> tuple[_Layer | None, str]:
     else:
         if w.ndim != 2:
             return None, f"weight of rank {w.ndim} (a batched MatMul)"
-        trans = bool(attr(node, "trans_w", 0)) if op == "FusedMatMul" else False
+        trans = bool(attr(node, "trans_w", 0)) if node.op_type == "FusedMatMul" else False
         layer = _Layer(node, "matmul", w, 0 if trans else 1, int(w.shape[1] if trans else w.shape[0]))
     if layer.reduction > MAX_EXACT_K:
         return None, f"reduction of {layer.reduction} products could overflow an int32 accumulator"
@@ -488,4 +496,4 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
     return report
 
 
-__all__ = ["quantize_int8", "Int8Report", "LayerInt8"]
+__all__ = ["quantize_int8", "layer_kind", "Int8Report", "LayerInt8"]

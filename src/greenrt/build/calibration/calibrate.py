@@ -151,17 +151,16 @@ def calibrate(model_path: str | Path, source: CalibrationSource | None, method: 
 
 def _channel_axes(model) -> dict[str, int]:
     """Input 0 of every conv (channel axis 1) and GEMM (the last axis) of the optimized graph."""
-    from ...ops.registry import canonical_domain
-    from ...passes.base import GREENRT_DOMAIN
+    from ...precision.int8 import layer_kind
 
     axes: dict[str, int] = {}
     for node in model.graph:
-        domain, op = canonical_domain(node.domain), node.op_type
-        if not node.inputs or node.inputs[0] is None or not node.inputs[0].name:
+        kind = layer_kind(node)
+        if kind is None or not node.inputs or node.inputs[0] is None or not node.inputs[0].name:
             continue
-        if (domain == "" and op == "Conv") or (domain == GREENRT_DOMAIN and op == "FusedConv"):
+        if kind == "conv":
             axes[node.inputs[0].name] = 1
-        elif (domain == "" and op == "MatMul") or (domain == GREENRT_DOMAIN and op == "FusedMatMul"):
+        else:
             axes.setdefault(node.inputs[0].name, -1)
     return axes
 
