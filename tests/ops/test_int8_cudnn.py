@@ -14,13 +14,20 @@ import torch
 from greenrt.ops.int8 import FLOAT, FLOAT16, INT8, UINT8, QConv
 from greenrt.ops.tactics import candidates, lookup
 
-# (x dtype, channels in, out, kernel, stride, pads, bias, activation, params, out dtype)
+# (x dtype, channels in, out, kernel, stride, pads, bias, activation, params, out dtype, residual dtype)
 CASES = [
-    (torch.int8, 64, 64, 3, 1, [1, 1, 1, 1], True, "Relu", (), INT8),
-    (torch.uint8, 32, 64, 3, 2, [1, 1, 1, 1], True, "Relu", (), UINT8),
-    (torch.uint8, 64, 128, 1, 1, [0, 0, 0, 0], True, "", (), INT8),
-    (torch.int8, 16, 32, 3, 1, [0, 1, 1, 0], False, "Clip", (0.0, 6.0), FLOAT16),
-    (torch.uint8, 16, 16, 5, 1, [2, 2, 2, 2], True, "", (), FLOAT),
+    (torch.int8, 64, 64, 3, 1, [1, 1, 1, 1], True, "Relu", (), INT8, None),
+    (torch.uint8, 32, 64, 3, 2, [1, 1, 1, 1], True, "Relu", (), UINT8, None),
+    (torch.uint8, 64, 128, 1, 1, [0, 0, 0, 0], True, "", (), INT8, None),
+    (torch.int8, 16, 32, 3, 1, [0, 1, 1, 0], False, "Clip", (0.0, 6.0), FLOAT16, None),
+    (torch.uint8, 16, 16, 5, 1, [2, 2, 2, 2], True, "", (), FLOAT, None),
+    # ResNet's bottleneck ends: 1x1 conv + bias + the block's input (INT8 or UINT8, or float) + ReLU
+    (torch.uint8, 32, 64, 1, 1, [0, 0, 0, 0], True, "Relu", (), UINT8, torch.int8),
+    (torch.uint8, 32, 64, 1, 1, [0, 0, 0, 0], True, "Relu", (), UINT8, torch.uint8),
+    (torch.int8, 32, 32, 3, 1, [1, 1, 1, 1], True, "Relu", (), FLOAT16, torch.float16),
+    # a 3-channel stem (its channels padded to the kernels' 16) and channels not a multiple of 16
+    (torch.int8, 3, 64, 7, 2, [3, 3, 3, 3], True, "Relu", (), UINT8, None),
+    (torch.uint8, 24, 40, 3, 1, [1, 1, 1, 1], False, "", (), FLOAT, None),
 ]
 
 
@@ -33,9 +40,9 @@ def cudnn_available():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{str(c[0])[6:]}-{c[1]}x{c[2]}-k{c[3]}s{c[4]}-{c[7] or 'none'}"
-                                                     f"-out{c[9]}")
+                                                     f"-out{c[9]}" + (f"-z{str(c[10])[6:]}" if c[10] else ""))
 def test_every_cudnn_plan_matches_the_int8_reference(cudnn_available, case):
-    x_dtype, cin, cout, k, stride, pads, has_bias, activation, params, out = case
+    x_dtype, cin, cout, k, stride, pads, has_bias, activation, params, out, z_dtype = case
     g = torch.Generator().manual_seed(cin * 7 + cout)
     low = 0 if x_dtype == torch.uint8 else -127
     x = torch.randint(low, 128 if x_dtype == torch.int8 else 256, (4, cin, 20, 20), generator=g, dtype=x_dtype).cuda()
@@ -45,6 +52,15 @@ def test_every_cudnn_plan_matches_the_int8_reference(cudnn_available, case):
     attrs = dict(x_scale=0.02, pads=pads, strides=[stride, stride], activation=activation, activation_params=params,
                  out_dtype=out, y_scale=0.03 if out in (INT8, UINT8) else 0.0)
     args = (x, w, w_scale, b)
+    if z_dtype is not None:
+        size = (20 + pads[0] + pads[2] - k) // stride + 1
+        if z_dtype.is_floating_point:
+            z = torch.randn(4, cout, size, size, generator=g).to(z_dtype)
+        else:
+            z = torch.randint(0 if z_dtype == torch.uint8 else -127, 128 if z_dtype == torch.int8 else 256,
+                              (4, cout, size, size), generator=g, dtype=z_dtype)
+            attrs["z_scale"] = 0.011
+        args = (x, w, w_scale, b, z.cuda())
     ref = QConv(*args, **attrs)
     plans = [t for t in candidates("greenrt", "QConv", args, attrs) if t.name.startswith("cudnn-int8-")]
     assert plans, "no cuDNN plan for this layer"
@@ -61,17 +77,15 @@ def test_every_cudnn_plan_matches_the_int8_reference(cudnn_available, case):
 
 @pytest.mark.gpu
 def test_layers_cudnn_cannot_take_keep_the_reference(cudnn_available):
-    """A 3-channel stem (cuDNN's INT8 conv needs channels in multiples of 4), a residual input, a grouped conv."""
+    """A residual with a zero point, a grouped conv."""
     g = torch.Generator().manual_seed(3)
-    x3 = torch.randint(-127, 128, (2, 3, 8, 8), generator=g, dtype=torch.int8).cuda()
-    w3 = torch.randint(-127, 128, (8, 3, 3, 3), generator=g, dtype=torch.int8).cuda()
     s = torch.full((8,), 1e-3).cuda()
     names = lambda args, attrs: {t.name for t in candidates("greenrt", "QConv", args, attrs)}  # noqa: E731
-    assert names((x3, w3, s), dict(x_scale=0.1)) == {"reference"}
     x8 = torch.randint(-127, 128, (2, 8, 8, 8), generator=g, dtype=torch.int8).cuda()
     w8 = torch.randint(-127, 128, (8, 8, 3, 3), generator=g, dtype=torch.int8).cuda()
-    z = torch.randn(2, 8, 6, 6).cuda()
-    assert names((x8, w8, s, None, z), dict(x_scale=0.1)) == {"reference"}
+    z = torch.randint(0, 256, (2, 8, 6, 6), generator=g, dtype=torch.uint8).cuda()
+    assert names((x8, w8, s, None, z), dict(x_scale=0.1, z_scale=0.1, z_zero_point=3)) == {"reference"}
+    assert "cudnn-int8-p0" in names((x8, w8, s, None, z), dict(x_scale=0.1, z_scale=0.1))
     w_grouped = torch.randint(-127, 128, (8, 4, 3, 3), generator=g, dtype=torch.int8).cuda()
     assert names((x8, w_grouped, s), dict(x_scale=0.1, group=2)) == {"reference"}
 

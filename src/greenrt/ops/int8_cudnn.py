@@ -19,9 +19,11 @@ without it, or where a graph does not build for a shape, these tactics do not ap
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -30,6 +32,7 @@ from .tactics import tactic
 
 GREENRT = "greenrt"
 MAX_PLANS = 8
+CHANNEL_ALIGN = 16
 ACTIVATIONS = ("", "Relu", "Clip")
 OUT_TYPES = (FLOAT, FLOAT16, INT8, UINT8)
 
@@ -62,9 +65,41 @@ class _Graph:
 _GRAPHS: dict[tuple, _Graph | None] = {}
 
 
+_CONSTANTS: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor]] = {}
+
+
+def _once(t: torch.Tensor, what: str, make) -> torch.Tensor:
+    """``make(t)``, computed once per (engine constant ``t``, ``what``) rather than on every call: the per-channel
+    epilogue tensors derived from a layer's weights and scales (engine constants are never written in place)."""
+    key = (id(t), what)
+    hit = _CONSTANTS.get(key)
+    if hit is not None and hit[0]() is t:
+        return hit[1]
+    value = make(t)
+    _CONSTANTS[key] = (weakref.ref(t, lambda _r, key=key: _CONSTANTS.pop(key, None)), value)
+    return value
+
+
 def _pads(attrs: dict) -> list[int]:
     pads = list(attrs.get("pads") or [0, 0, 0, 0])
     return pads if len(pads) == 4 else [0, 0, 0, 0]
+
+
+_CUDNN_TYPES = {torch.int8: lambda: _cudnn().data_type.INT8, torch.uint8: lambda: _cudnn().data_type.UINT8,
+                torch.float32: lambda: _cudnn().data_type.FLOAT, torch.float16: lambda: _cudnn().data_type.HALF}
+Z_TYPES = tuple(_CUDNN_TYPES)
+
+
+def _out_hw(x_shape, w_shape, pads, strides, dilations) -> list[int]:
+    """The conv's output height and width (before the UINT8 input's explicit padding: ``pads`` as in the layer)."""
+    return [(x_shape[2 + i] + pads[i] + pads[i + 2] - dilations[i] * (w_shape[2 + i] - 1) - 1) // strides[i] + 1
+            for i in range(2)]
+
+
+def _padded_channels(c: int) -> int:
+    """Input channels as the INT8 conv kernels take them, a multiple of 16 (a 3-channel stem runs as 16, the extra
+    channels zero in the weights)."""
+    return -(-c // CHANNEL_ALIGN) * CHANNEL_ALIGN
 
 
 def _layer(args, attrs) -> tuple | None:
@@ -76,10 +111,16 @@ def _layer(args, attrs) -> tuple | None:
     b, z, w_zp, x_scale_t, x_zp_t = extra[:5]
     if not (isinstance(x, torch.Tensor) and x.is_cuda and x.dim() == 4 and x.dtype in (torch.int8, torch.uint8)):
         return None
-    if w.dtype != torch.int8 or w.dim() != 4 or any(v is not None for v in (z, w_zp, x_scale_t, x_zp_t)):
+    if w.dtype != torch.int8 or w.dim() != 4 or any(v is not None for v in (w_zp, x_scale_t, x_zp_t)):
         return None
     if b is not None and not (b.is_floating_point() and b.numel() == w.shape[0]):
         return None
+    z_dtype = None
+    if z is not None:  # the residual: float, or INT8 / UINT8 with z_scale and a zero point of 0
+        if not (isinstance(z, torch.Tensor) and z.is_cuda and z.dim() == 4 and z.shape[1] == w.shape[0]
+                and z.dtype in Z_TYPES and (z.is_floating_point() or not attrs.get("z_zero_point", 0))):
+            return None
+        z_dtype = z.dtype
     if attrs.get("x_zero_point", 0) or attrs.get("y_zero_point", 0):
         return None
     if (attrs.get("group") or 1) != 1 or (attrs.get("auto_pad") or "NOTSET") != "NOTSET":
@@ -88,18 +129,23 @@ def _layer(args, attrs) -> tuple | None:
     if activation not in ACTIVATIONS or (activation == "Clip" and len(params) != 2):
         return None
     out = attrs.get("out_dtype", FLOAT)
-    if out not in OUT_TYPES or x.shape[1] % 4 or w.shape[0] % 4 or x.shape[1] != w.shape[1]:
+    if out not in OUT_TYPES or w.shape[0] % 4 or x.shape[1] != w.shape[1]:
         return None
     strides = tuple(attrs.get("strides") or (1, 1))
     dilations = tuple(attrs.get("dilations") or (1, 1))
-    return (x.device.index, tuple(x.shape), x.dtype, tuple(w.shape), tuple(_pads(attrs)), strides,
-            dilations, b is not None, activation, params, out)
+    pads = tuple(_pads(attrs))
+    if z is not None and list(z.shape) != [x.shape[0], w.shape[0], *_out_hw(x.shape, w.shape, pads, strides,
+                                                                              dilations)]:
+        return None
+    return (x.device.index, tuple(x.shape), x.dtype, tuple(w.shape), pads, strides, dilations, b is not None,
+            z_dtype, activation, params, out)
 
 
 def _build(key: tuple) -> _Graph | None:
     cudnn = _cudnn()
-    device, x_shape, x_dtype, w_shape, pads, strides, dilations, has_bias, activation, params, out = key
-    n, c, h, wd = x_shape
+    device, x_shape, x_dtype, w_shape, pads, strides, dilations, has_bias, z_dtype, activation, params, out = key
+    n, _, h, wd = x_shape
+    c = _padded_channels(x_shape[1])
     k = w_shape[0]
     unsigned = x_dtype == torch.uint8
     if unsigned:  # padded explicitly with the zero point, so the conv itself pads nothing
@@ -114,34 +160,40 @@ def _build(key: tuple) -> _Graph | None:
         n_, c_, h_, w_ = dims
         return graph.tensor(name=name, dim=list(dims), stride=[c_ * h_ * w_, 1, c_ * w_, c_], data_type=dtype)
 
-    t = {"x": nhwc("x", (n, c, h, wd), dt.INT8), "w": nhwc("w", w_shape, dt.INT8),
+    t = {"x": nhwc("x", (n, c, h, wd), dt.INT8), "w": nhwc("w", (k, c, *w_shape[2:]), dt.INT8),
          "s": nhwc("s", (1, k, 1, 1), dt.FLOAT)}
     y = graph.conv_fprop(image=t["x"], weight=t["w"], pre_padding=[conv_pads[0], conv_pads[1]],
-                         post_padding=[conv_pads[2], conv_pads[3]], stride=list(strides), dilation=list(dilations))
+                         post_padding=[conv_pads[2], conv_pads[3]], stride=list(strides), dilation=list(dilations),
+                         compute_data_type=dt.INT32)
+    f32 = dt.FLOAT  # the epilogue computes in float32, as the reference's (an INT32 pointwise would round S to 0)
     if unsigned:
         t["c"] = nhwc("c", (1, k, 1, 1), dt.FLOAT)
-        y = graph.bias(input=y, bias=t["c"])
-    y = graph.scale(input=y, scale=t["s"])
+        y = graph.bias(input=y, bias=t["c"], compute_data_type=f32)
+    y = graph.scale(input=y, scale=t["s"], compute_data_type=f32)
     if has_bias:
         t["b"] = nhwc("b", (1, k, 1, 1), dt.FLOAT)
-        y = graph.bias(input=y, bias=t["b"])
+        y = graph.bias(input=y, bias=t["b"], compute_data_type=f32)
+    if z_dtype is not None:  # + the residual, an integer one scaled by z_scale first (its zero point is 0)
+        t["z"] = nhwc("z", (n, k, *_out_hw(x_shape, w_shape, pads, strides, dilations)), _CUDNN_TYPES[z_dtype]())
+        z = t["z"]
+        if not z_dtype.is_floating_point:
+            t["zs"] = nhwc("zs", (1, 1, 1, 1), dt.FLOAT)
+            z = graph.scale(input=z, scale=t["zs"], compute_data_type=f32)
+        y = graph.add(a=y, b=z, compute_data_type=f32)
     if activation == "Relu":
-        y = graph.relu(input=y)
+        y = graph.relu(input=y, compute_data_type=f32)
     elif activation == "Clip":
-        y = graph.relu(input=y, lower_clip=float(params[0]), upper_clip=float(params[1]))
+        y = graph.relu(input=y, lower_clip=float(params[0]), upper_clip=float(params[1]), compute_data_type=f32)
     if out in (INT8, UINT8):
         t["inv"] = nhwc("inv", (1, 1, 1, 1), dt.FLOAT)
-        y = graph.scale(input=y, scale=t["inv"])
+        y = graph.scale(input=y, scale=t["inv"], compute_data_type=f32)
     y.set_output(True).set_data_type({INT8: dt.INT8, UINT8: dt.UINT8, FLOAT: dt.FLOAT, FLOAT16: dt.HALF}[out])
     t["y"] = y
-    try:
-        graph.validate()
-        graph.build_operation_graph()
-        graph.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
-        graph.check_support()
-        graph.build_plans(cudnn.build_plan_policy.ALL)
-    except Exception:  # noqa: BLE001  (cuDNN has no engine for this layer: the tactics do not apply)
-        return None
+    graph.validate()
+    graph.build_operation_graph()
+    graph.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
+    graph.check_support()
+    graph.build_plans(cudnn.build_plan_policy.ALL)
     plans = min(graph.get_execution_plan_count(), MAX_PLANS)
     if plans == 0:
         return None
@@ -150,7 +202,10 @@ def _build(key: tuple) -> _Graph | None:
 
 def _graph(key: tuple) -> _Graph | None:
     if key not in _GRAPHS:
-        _GRAPHS[key] = _build(key)
+        try:
+            _GRAPHS[key] = _build(key)
+        except Exception:  # noqa: BLE001  (cuDNN cannot express or has no engine for this layer: no tactic here)
+            _GRAPHS[key] = None
     return _GRAPHS[key]
 
 
@@ -178,16 +233,32 @@ def _run(index: int, x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t
         x = (x ^ 128).view(torch.int8)
         if any(pads):
             x = F.pad(x, (pads[1], pads[3], pads[0], pads[2]), value=-128)
+    extra = _padded_channels(x.shape[1]) - x.shape[1]
+    if extra:  # channels padded to the kernels' alignment, zero weights for them
+        x = F.pad(x, (0, 0, 0, 0, 0, extra))
+        w = _once(w, "padded", lambda t: F.pad(t, (0, 0, 0, 0, 0, extra)).contiguous(memory_format=cl))
     x = x.contiguous(memory_format=cl)
-    w = w.contiguous(memory_format=cl)
-    s = (torch.tensor(x_scale, dtype=torch.float32, device=x.device) * w_scale.to(torch.float32)).reshape(1, k, 1, 1)
-    pack = {g.tensors["x"]: x, g.tensors["w"]: w, g.tensors["s"]: s}
-    if "c" in g.tensors:
-        pack[g.tensors["c"]] = (128.0 * w.sum(dim=(1, 2, 3), dtype=torch.int32).to(torch.float32)).reshape(1, k, 1, 1)
+    w = w.contiguous(memory_format=cl)  # a no-op in a channels-last engine (the executor converts conv weights once)
+    # S = float32(x_scale) * W_scale[c] in float32, as the reference's epilogue (x_scale is exact as a float32)
+    x_scale32 = float(np.float32(x_scale))
+    pack = {g.tensors["x"]: x, g.tensors["w"]: w,
+            g.tensors["s"]: _once(w_scale, f"s{x_scale32!r}",
+                                  lambda t: (t.to(torch.float32) * x_scale32).reshape(1, k, 1, 1))}
+    if "c" in g.tensors:  # a UINT8 input's 128 * sum(W[c]), for the x - 128 the conv reads
+        pack[g.tensors["c"]] = _once(args[1], "128sum", lambda t: (
+            128.0 * t.sum(dim=(1, 2, 3), dtype=torch.int32).to(torch.float32)).reshape(1, k, 1, 1))
     if "b" in g.tensors:
-        pack[g.tensors["b"]] = b.to(torch.float32).reshape(1, k, 1, 1)
+        pack[g.tensors["b"]] = _once(b, "bias", lambda t: t.to(torch.float32).reshape(1, k, 1, 1))
+    if "z" in g.tensors:
+        pack[g.tensors["z"]] = z.contiguous(memory_format=cl)
+    if "zs" in g.tensors:
+        zs = float(np.float32(attrs.get("z_scale", 0.0)))
+        pack[g.tensors["zs"]] = _once(w_scale, f"zs{zs!r}", lambda t: torch.full(
+            (1, 1, 1, 1), zs, dtype=torch.float32, device=t.device))
     if "inv" in g.tensors:
-        pack[g.tensors["inv"]] = torch.full((1, 1, 1, 1), 1.0 / y_scale, dtype=torch.float32, device=x.device)
+        inv = float(np.float32(1.0 / y_scale))  # as the reference: float32(1 / y_scale)
+        pack[g.tensors["inv"]] = _once(w_scale, f"inv{inv!r}", lambda t: torch.full(
+            (1, 1, 1, 1), inv, dtype=torch.float32, device=t.device))
     dtype = {INT8: torch.int8, UINT8: torch.uint8, FLOAT: torch.float32, FLOAT16: torch.float16}[out_dtype]
     out = torch.empty(g.tensors["y"].get_dim(), dtype=dtype, device=x.device).contiguous(memory_format=cl)
     pack[g.tensors["y"]] = out

@@ -108,7 +108,7 @@ class Executor:
     def _conv_weights_channels_last(self) -> None:
         """NHWC through conv chains: 4-D conv weights in channels_last memory format (converted once, here)."""
         for step in self.plan.steps:
-            if step.op_type in ("Conv", "FusedConv", "ConvTranspose") and len(step.inputs) > 1:
+            if step.op_type in ("Conv", "FusedConv", "ConvTranspose", "QConv") and len(step.inputs) > 1:
                 w = self.constants.get(step.inputs[1])
                 if isinstance(w, torch.Tensor) and w.dim() == 4:
                     self.constants[step.inputs[1]] = w.contiguous(memory_format=torch.channels_last)
