@@ -40,7 +40,7 @@ FAMILIES = (
     "int8",
 )
 # modules that only add tactics (ops/tactics.py) to ops of the families above
-TACTIC_MODULES = ("int8_cudnn",)
+TACTIC_MODULES = ("int8_cudnn", "int8_gemm")
 
 _loaded = False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 
@@ -49,3 +50,19 @@ def int_list(t) -> list[int]:
     if isinstance(t, torch.Tensor):
         return [int(v) for v in t.reshape(-1).tolist()]
     return [int(v) for v in t]
+
+
+_DERIVED: dict[tuple[int, str], tuple[weakref.ref, object]] = {}
+
+
+def derived_constant(t: torch.Tensor, what: str, make):
+    """``make(t)``, computed once per (engine constant ``t``, ``what``) rather than on every call: what a tactic
+    derives from a layer's weights and scales (a weight's column sums, an epilogue's per-channel tensors). Engine
+    constants are never written in place; the entry goes when ``t`` does."""
+    key = (id(t), what)
+    hit = _DERIVED.get(key)
+    if hit is not None and hit[0]() is t:
+        return hit[1]
+    value = make(t)
+    _DERIVED[key] = (weakref.ref(t, lambda _r, key=key: _DERIVED.pop(key, None)), value)
+    return value

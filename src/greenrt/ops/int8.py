@@ -188,6 +188,10 @@ def QMatMul(a, w, w_scale, b=None, z=None, w_zero_point=None, a_scale_t=None, a_
                     y_scale=y_scale, y_zero_point=y_zero_point)
 
 
+tactic(GREENRT, "QMatMul", "reference", doc="greenrt's exact INT8 reference (integer sums in float64, or float32 "
+       "where provably exact), then the float32 epilogue")(QMatMul)
+
+
 @op("QGather", 1, domain=GREENRT)
 def QGather(table, scale, indices):
     """An embedding lookup from an INT8 table with one symmetric scale per row: table[indices] * scale[indices],

@@ -19,7 +19,6 @@ without it, or where a graph does not build for a shape, these tactics do not ap
 from __future__ import annotations
 
 import functools
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._util import derived_constant
 from .int8 import FLOAT, FLOAT16, INT8, UINT8, QConv
 from .tactics import tactic
 
@@ -63,21 +63,6 @@ class _Graph:
 
 
 _GRAPHS: dict[tuple, _Graph | None] = {}
-
-
-_CONSTANTS: dict[tuple[int, str], tuple[weakref.ref, torch.Tensor]] = {}
-
-
-def _once(t: torch.Tensor, what: str, make) -> torch.Tensor:
-    """``make(t)``, computed once per (engine constant ``t``, ``what``) rather than on every call: the per-channel
-    epilogue tensors derived from a layer's weights and scales (engine constants are never written in place)."""
-    key = (id(t), what)
-    hit = _CONSTANTS.get(key)
-    if hit is not None and hit[0]() is t:
-        return hit[1]
-    value = make(t)
-    _CONSTANTS[key] = (weakref.ref(t, lambda _r, key=key: _CONSTANTS.pop(key, None)), value)
-    return value
 
 
 def _pads(attrs: dict) -> list[int]:
@@ -236,28 +221,28 @@ def _run(index: int, x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t
     extra = _padded_channels(x.shape[1]) - x.shape[1]
     if extra:  # channels padded to the kernels' alignment, zero weights for them
         x = F.pad(x, (0, 0, 0, 0, 0, extra))
-        w = _once(w, "padded", lambda t: F.pad(t, (0, 0, 0, 0, 0, extra)).contiguous(memory_format=cl))
+        w = derived_constant(w, "padded", lambda t: F.pad(t, (0, 0, 0, 0, 0, extra)).contiguous(memory_format=cl))
     x = x.contiguous(memory_format=cl)
     w = w.contiguous(memory_format=cl)  # a no-op in a channels-last engine (the executor converts conv weights once)
     # S = float32(x_scale) * W_scale[c] in float32, as the reference's epilogue (x_scale is exact as a float32)
     x_scale32 = float(np.float32(x_scale))
     pack = {g.tensors["x"]: x, g.tensors["w"]: w,
-            g.tensors["s"]: _once(w_scale, f"s{x_scale32!r}",
+            g.tensors["s"]: derived_constant(w_scale, f"s{x_scale32!r}",
                                   lambda t: (t.to(torch.float32) * x_scale32).reshape(1, k, 1, 1))}
     if "c" in g.tensors:  # a UINT8 input's 128 * sum(W[c]), for the x - 128 the conv reads
-        pack[g.tensors["c"]] = _once(args[1], "128sum", lambda t: (
+        pack[g.tensors["c"]] = derived_constant(args[1], "128sum", lambda t: (
             128.0 * t.sum(dim=(1, 2, 3), dtype=torch.int32).to(torch.float32)).reshape(1, k, 1, 1))
     if "b" in g.tensors:
-        pack[g.tensors["b"]] = _once(b, "bias", lambda t: t.to(torch.float32).reshape(1, k, 1, 1))
+        pack[g.tensors["b"]] = derived_constant(b, "bias", lambda t: t.to(torch.float32).reshape(1, k, 1, 1))
     if "z" in g.tensors:
         pack[g.tensors["z"]] = z.contiguous(memory_format=cl)
     if "zs" in g.tensors:
         zs = float(np.float32(attrs.get("z_scale", 0.0)))
-        pack[g.tensors["zs"]] = _once(w_scale, f"zs{zs!r}", lambda t: torch.full(
+        pack[g.tensors["zs"]] = derived_constant(w_scale, f"zs{zs!r}", lambda t: torch.full(
             (1, 1, 1, 1), zs, dtype=torch.float32, device=t.device))
     if "inv" in g.tensors:
         inv = float(np.float32(1.0 / y_scale))  # as the reference: float32(1 / y_scale)
-        pack[g.tensors["inv"]] = _once(w_scale, f"inv{inv!r}", lambda t: torch.full(
+        pack[g.tensors["inv"]] = derived_constant(w_scale, f"inv{inv!r}", lambda t: torch.full(
             (1, 1, 1, 1), inv, dtype=torch.float32, device=t.device))
     dtype = {INT8: torch.int8, UINT8: torch.uint8, FLOAT: torch.float32, FLOAT16: torch.float16}[out_dtype]
     out = torch.empty(g.tensors["y"].get_dim(), dtype=dtype, device=x.device).contiguous(memory_format=cl)
