@@ -106,7 +106,8 @@ def test_json_records_ratios_and_percentiles(mlp_path, tmp_path, capsys):
     assert "Ember" in meta["grid_intensity_source"]
     records = data["records"]
     assert [(r["runner"], r["batch"]) for r in records] == [
-        ("greenrt onnx fp32", 1), ("onnxruntime fp32", 1), ("greenrt onnx fp32", 4), ("onnxruntime fp32", 4)]
+        (name, batch) for batch in (1, 4)
+        for name in ("greenrt onnx fp32", "onnxruntime fp32", "onnxruntime-best fp32")]
     for r in records:
         assert r["status"] == "ok" and r["device"] == "cpu" and r["model"] == "mlp"
         assert 0 < r["latency_ms_p50"] <= r["latency_ms_p90"] <= r["latency_ms_p99"]
@@ -276,7 +277,8 @@ def test_torch_module_baselines(mlp_path, tmp_path, monkeypatch):
     out = tmp_path / "r.json"
     assert main(["bench", str(mlp_path), *FAST, "--batch", "3", "--torch-module", FACTORY, "--json", str(out)]) == 0
     records = load_results(out)["records"]
-    assert [r["runner"] for r in records] == ["greenrt onnx fp32", "onnxruntime fp32", "torch eager fp32",
+    assert [r["runner"] for r in records] == ["greenrt onnx fp32", "onnxruntime fp32", "onnxruntime-best fp32",
+                                              "torch eager fp32",
                                               "torch eager + CUDA graph fp32", "torch.compile fp32 (reduce-overhead)"]
     eager = find_record(records, "torch eager fp32")
     assert eager["status"] == "ok" and eager["max_rel_err_vs_onnxruntime"] < 1e-5
@@ -285,7 +287,7 @@ def test_torch_module_baselines(mlp_path, tmp_path, monkeypatch):
     compiled = find_record(records, "torch.compile fp32 (reduce-overhead)")
     assert compiled["status"] == "skipped" and "no C++ compiler found" in compiled["reason"]
     ours = find_record(records, "greenrt onnx fp32")
-    assert set(ours["latency_speedup_vs"]) == {"onnxruntime fp32", "torch eager fp32"}
+    assert set(ours["latency_speedup_vs"]) == {"onnxruntime fp32", "onnxruntime-best fp32", "torch eager fp32"}
 
 
 def test_torch_baselines_without_module_are_skipped(mlp_path, tmp_path):

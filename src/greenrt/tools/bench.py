@@ -1,18 +1,27 @@
 """`greenrt bench`: greenrt against its baselines, side by side in one process, on rotating random inputs.
 
-For each batch size and each runner (greenrt, then onnxruntime / torch eager / eager + CUDA graph / torch.compile):
-warm-up, latency over many calls (CUDA events on the GPU, perf_counter after the call on CPU: p50/p90/p99), then
-throughput over a steady window with an energy counter read before and after it (NVML on CUDA, RAPL on CPU where
-readable; tools/energy.py enforces the minimum window a counter needs). Results follow greenrt-results/1
-(tools/results.py): one record per (runner, batch), greenrt's records carrying their ratios to each baseline.
+For each batch size and each runner (greenrt, then onnxruntime with its default session options and at its best,
+OpenVINO, torch eager / eager + CUDA graph / torch.compile): warm-up, then latency (CUDA events on the GPU,
+perf_counter after the call on CPU: p50/p90/p99), then throughput over a steady window with an energy counter read
+before and after it (NVML on CUDA, RAPL on CPU where readable; tools/energy.py enforces the minimum window a
+counter needs). Results follow greenrt-results/1 (tools/results.py): one record per (runner, batch), greenrt's
+records carrying their ratios to each baseline.
 
-    config = BenchConfig(model="m.onnx", device="cpu", batches=[1, 8], vs=["onnxruntime"])
+Latency in interleaved rounds (the default on the CPU, ``rounds``): a small shared machine drifts by tens of percent
+within a minute, so timing one runner after the other compares the machine's moods, not the runners. Instead, in
+each round every runner runs a block of calls on the same inputs, the order rotated each round so nobody always goes
+first; a record's latency_ms_p50 is the median over rounds of its per-round median, and greenrt's
+round_latency_ratio_vs is the median of the per-round ratios (greenrt's / the baseline's). Every runner uses the
+same thread count (``threads``; torch's is set for the run and restored after it).
+
+    config = BenchConfig(model="m.onnx", device="cpu", batches=[1, 8], vs=["onnxruntime", "openvino"])
     records, metadata = run_bench(config)
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,11 +34,12 @@ from ..build.user_code import load_callable
 from ..errors import GreenrtError
 from . import energy
 
-BASELINES = ("onnxruntime", "eager", "eager-cudagraph", "torch-compile")
+BASELINES = ("onnxruntime", "openvino", "openvino-bf16", "eager", "eager-cudagraph", "torch-compile")
 TORCH_BASELINES = ("eager", "eager-cudagraph", "torch-compile")
 DEFAULT_BATCHES = {"cuda": [1, 256], "cpu": [1, 8]}
 DEFAULT_DURATION_S = {"cuda": 5.0, "cpu": 3.0}
 DEFAULT_WARMUP = 10
+DEFAULT_ROUNDS = {"cuda": 0, "cpu": 10}  # interleaved latency rounds; 0: each runner timed on its own, in turn
 # world-average carbon intensity of electricity generation; approximate: set --grid-intensity for your grid
 DEFAULT_GRID_INTENSITY = 480.0
 GRID_INTENSITY_SOURCE = ("approximate world average of electricity generation, about 480 gCO2e/kWh in 2023 "
@@ -37,6 +47,7 @@ GRID_INTENSITY_SOURCE = ("approximate world average of electricity generation, a
                          "--grid-intensity for your grid")
 LATENCY_MIN_CALLS, LATENCY_MAX_CALLS = 20, 2000
 ROTATING_INPUTS = 4  # distinct random input sets the calls cycle through
+MIN_BLOCK_CALLS = ROTATING_INPUTS  # calls per runner per round, at least: every input set once a round
 
 
 # -- arguments ----------------------------------------------------------------------------------------------------
@@ -148,6 +159,7 @@ class Runner:
     reason: str = ""
     note: str = ""
     device: str | None = None          # where it runs, when not the bench's device (onnxruntime without CUDA)
+    fields: dict = field(default_factory=dict)  # extra record fields (its threads, session options, precision hint)
 
 
 @dataclass
@@ -164,6 +176,8 @@ class BenchConfig:
     grid_intensity: float = DEFAULT_GRID_INTENSITY
     allow_mismatch: bool = False
     seed: int = 0
+    rounds: int | None = None          # interleaved latency rounds (default DEFAULT_ROUNDS[device]; 0: in turn)
+    threads: int | None = None         # CPU threads for every runner (default torch's: the physical cores)
 
 
 def _cuda_sync():
@@ -184,8 +198,16 @@ def _greenrt_runner(session, feeds_dev, device: str) -> Runner:
                   _cuda_sync if cuda else (lambda: None), events=cuda, torch_memory=cuda)
 
 
-def _onnxruntime_runner(reference: str | None, feeds_np, device: str) -> Runner:
-    name = "onnxruntime fp32"
+ORT_DEFAULT, ORT_BEST = "onnxruntime fp32", "onnxruntime-best fp32"
+
+
+def _onnxruntime_runner(reference: str | None, feeds_np, device: str, threads: int | None = None,
+                        best: bool = False) -> Runner:
+    """onnxruntime on the source ONNX file. Default: ``SessionOptions()`` as a user makes it (intra-op threads 0,
+    onnxruntime's choice: one per physical core), with ``threads`` set only when given (a --threads other than the
+    machine's default, so every runner has the same count). ``best``: all graph optimizations, intra-op threads =
+    ``threads``, sequential execution: what a user tuning onnxruntime for latency on this CPU would set."""
+    name = ORT_BEST if best else ORT_DEFAULT
     if reference is None:
         return _skipped(name, "fp32", "this engine records no source model: pass the ONNX file with --reference")
     if not Path(reference).is_file():
@@ -199,10 +221,62 @@ def _onnxruntime_runner(reference: str | None, feeds_np, device: str) -> Runner:
     providers = [p for p in wanted if p in available] or available
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    if best:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads is not None:
+        opts.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(reference), opts, providers=providers)
-    note = f"providers {sess.get_providers()}; numpy in and out (copies included)"
+    used = sess.get_session_options()
+    setting = ("all graph optimizations, intra-op threads set, sequential execution" if best else
+               "default session options" + (", intra-op threads set to --threads" if threads is not None else ""))
+    note = f"{setting}; providers {sess.get_providers()}; numpy in and out (copies included)"
     runs_on = "cuda" if "CUDAExecutionProvider" in sess.get_providers() else "cpu"
-    return Runner(name, "fp32", lambda i: sess.run(None, feeds_np[i % len(feeds_np)]), note=note, device=runs_on)
+    fields = {"intra_op_num_threads": used.intra_op_num_threads,
+              "graph_optimization_level": str(used.graph_optimization_level).rsplit(".", 1)[-1],
+              "execution_mode": str(used.execution_mode).rsplit(".", 1)[-1]}
+    return Runner(name, "fp32", lambda i: sess.run(None, feeds_np[i % len(feeds_np)]), note=note, device=runs_on,
+                  fields=fields)
+
+
+def _openvino_runner(reference: str | None, feeds_np, threads: int, bf16: bool = False) -> Runner:
+    """OpenVINO's CPU plugin on the source ONNX file, reshaped to this batch's static shapes, INFERENCE_NUM_THREADS
+    = ``threads``. ``openvino`` runs with the f32 precision hint (like for like with onnxruntime and fp32 engines);
+    ``openvino-bf16`` with the bf16 hint, which is OpenVINO's own default on a CPU with bf16 instructions. The record
+    carries the hint the compiled model reports and the CPU plugin's default. CPU pinning as the plugin's default
+    (on: an infer call pins the calling thread while it runs; run_bench restores the thread's affinity after)."""
+    precision = "bf16" if bf16 else "fp32"
+    name = f"openvino{'-bf16' if bf16 else ''} {precision}"
+    if reference is None or not Path(reference).is_file():
+        return _skipped(name, precision, "no source ONNX model for OpenVINO: pass it with --reference")
+    try:
+        import openvino as ov
+    except ImportError:
+        return _skipped(name, precision, "openvino is not installed: pip install 'greenrt[openvino]'")
+    core = ov.Core()
+    if bf16 and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        return _skipped(name, precision, "this CPU has no bf16 instructions: OpenVINO would run f32 (--vs openvino)")
+    try:
+        model = core.read_model(str(reference))
+        model.reshape({k: list(np.asarray(v).shape) for k, v in feeds_np[0].items()})
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                     "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"})
+    except Exception as exc:  # an op or a shape OpenVINO cannot take
+        return _skipped(name, precision, f"OpenVINO could not compile the model: {_first_line(exc)}")
+    request = compiled.create_infer_request()
+    outputs = list(compiled.outputs)
+
+    def step(i):
+        result = request.infer(feeds_np[i % len(feeds_np)])
+        return [result[o] for o in outputs]
+
+    fields = {"inference_precision_hint": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
+              "default_precision_hint": core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name(),
+              "inference_num_threads": int(compiled.get_property("INFERENCE_NUM_THREADS")),
+              "enable_cpu_pinning": bool(compiled.get_property("ENABLE_CPU_PINNING")),
+              "performance_hint": str(compiled.get_property("PERFORMANCE_HINT")).rsplit(".", 1)[-1]}
+    return Runner(name, precision, step, note=f"OpenVINO {ov.__version__} CPU plugin, static shapes; numpy in and out",
+                  device="cpu", fields=fields)
 
 
 def _torch_dtype(precision: str):
@@ -359,32 +433,105 @@ def _first_line(exc: BaseException) -> str:
 
 
 # -- measuring ----------------------------------------------------------------------------------------------------
-def measure_latency(runner: Runner, budget_s: float, min_calls: int = LATENCY_MIN_CALLS,
-                    max_calls: int = LATENCY_MAX_CALLS) -> list[float]:
-    """Per-call latency in ms: CUDA events around each call on the GPU, else perf_counter after the call
-    returned (and synchronized). At least ``min_calls`` calls, then until ``budget_s`` or ``max_calls``."""
-    times: list[float] = []
-    if runner.events:
-        import torch
+class _CallTimer:
+    """Times one call of a runner in ms: CUDA events around it on the GPU, else ``clock`` after the call returned
+    (and synchronized)."""
 
-        start_evt, end_evt = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    runner.sync()
-    t_start = time.perf_counter()
-    i = 0
-    while len(times) < min_calls or (time.perf_counter() - t_start < budget_s and len(times) < max_calls):
+    def __init__(self, runner: Runner, clock=time.perf_counter):
+        self.runner, self.clock = runner, clock
         if runner.events:
+            import torch
+
+            self._evts = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def __call__(self, i: int) -> float:
+        runner = self.runner
+        if runner.events:
+            start_evt, end_evt = self._evts
             start_evt.record()
             runner.step(i)
             end_evt.record()
             end_evt.synchronize()
-            times.append(float(start_evt.elapsed_time(end_evt)))
-        else:
-            t0 = time.perf_counter()
-            runner.step(i)
-            runner.sync()
-            times.append((time.perf_counter() - t0) * 1e3)
+            return float(start_evt.elapsed_time(end_evt))
+        t0 = self.clock()
+        runner.step(i)
+        runner.sync()
+        return (self.clock() - t0) * 1e3
+
+
+def measure_latency(runner: Runner, budget_s: float, min_calls: int = LATENCY_MIN_CALLS,
+                    max_calls: int = LATENCY_MAX_CALLS) -> list[float]:
+    """Per-call latency in ms (_CallTimer). At least ``min_calls`` calls, then until ``budget_s`` or ``max_calls``."""
+    times: list[float] = []
+    timer = _CallTimer(runner)
+    runner.sync()
+    t_start = time.perf_counter()
+    i = 0
+    while len(times) < min_calls or (time.perf_counter() - t_start < budget_s and len(times) < max_calls):
+        times.append(timer(i))
         i += 1
     return times
+
+
+@dataclass
+class RoundTimes:
+    """One runner's latency over interleaved rounds."""
+
+    rounds_ms: list[float]             # each round's median per-call latency
+    times_ms: list[float]              # every timed call, in order
+    block_calls: int                   # calls per round
+
+
+def round_orders(n_runners: int, rounds: int) -> list[list[int]]:
+    """Runner indices in the order each round runs them: rotated by one each round, so each goes first equally."""
+    base = list(range(n_runners))
+    return [base[r % n_runners:] + base[:r % n_runners] for r in range(rounds)] if n_runners else []
+
+
+def run_rounds(runners: list[Runner], rounds: int, budget_s: float, warmup: int, block_calls: int | None = None,
+               required: Runner | None = None, clock=time.perf_counter,
+               on_round=lambda r: None) -> tuple[dict[str, RoundTimes], dict[str, str]]:
+    """Warm every runner up, then ``rounds`` rounds in which each runs ``block_calls`` calls (default: enough for
+    the slowest runner to spend ``budget_s / rounds`` a round, at least MIN_BLOCK_CALLS), in round_orders' order.
+    Call j of round r is input set (r * block_calls + j) % ROTATING_INPUTS for every runner, so all see the same
+    inputs in a round. Returns (runner name -> RoundTimes, runner name -> why it failed); a failure of
+    ``required`` (greenrt's runner) is raised instead."""
+    failed: dict[str, str] = {}
+
+    def attempt(runner, fn):
+        try:
+            return fn()
+        except Exception as exc:
+            if runner is required:
+                raise
+            failed[runner.name] = _first_line(exc)
+            return None
+
+    timers = {r.name: _CallTimer(r, clock) for r in runners}
+    estimates = {}
+    for runner in runners:
+        timer = timers[runner.name]
+        first = attempt(runner, lambda: [timer(i) for i in range(max(1, warmup))])
+        if first is not None:
+            estimates[runner.name] = float(np.median(first[len(first) // 2:]))  # the warmer half
+    live = [r for r in runners if r.name in estimates]
+    if block_calls is None:
+        slowest_ms = max(estimates.values(), default=1.0)
+        block_calls = math.ceil(round(budget_s * 1e3 / rounds / max(slowest_ms, 1e-6), 6))
+        block_calls = max(MIN_BLOCK_CALLS, min(block_calls, LATENCY_MAX_CALLS // rounds))
+    out = {r.name: RoundTimes([], [], block_calls) for r in live}
+    for r, order in enumerate(round_orders(len(live), rounds)):
+        on_round(r)
+        for k in order:
+            runner = live[k]
+            if runner.name in failed:
+                continue
+            timer = timers[runner.name]
+            times = attempt(runner, lambda: [timer(r * block_calls + j) for j in range(block_calls)])
+            if times is not None:
+                out[runner.name].rounds_ms.append(float(np.median(times)))
+                out[runner.name].times_ms += times
+    return {k: v for k, v in out.items() if k not in failed}, failed
 
 
 class UtilSampler:
@@ -419,24 +566,32 @@ class UtilSampler:
         return float(np.mean(self.samples)) if self.samples else None
 
 
-def measure(runner: Runner, batch: int, config: BenchConfig, device: str, counter, duration_s: float) -> dict:
-    """Warm-up, latency percentiles, then the steady window's throughput, energy, utilization and peak memory."""
+def measure(runner: Runner, batch: int, config: BenchConfig, device: str, counter, duration_s: float,
+            rounds: RoundTimes | None = None) -> dict:
+    """Warm-up, latency percentiles, then the steady window's throughput, energy, utilization and peak memory.
+    With ``rounds`` (its latency from run_rounds, already warm) only the window runs here."""
     torch_memory = runner.torch_memory and device == "cuda"
     if torch_memory:
         import torch
 
         runner.sync()
         torch.cuda.reset_peak_memory_stats()
-    for i in range(config.warmup):
-        runner.step(i)
-    runner.sync()
-    times = measure_latency(runner, budget_s=min(2.0, max(duration_s / 2, 0.05)))
+    if rounds is None:
+        for i in range(config.warmup):
+            runner.step(i)
+        runner.sync()
+        times = measure_latency(runner, budget_s=min(2.0, max(duration_s / 2, 0.05)))
+    else:
+        times = rounds.times_ms
     if runner.device is not None and runner.device != device:  # e.g. NVML would see an idle GPU
         counter = energy.NoCounter(f"runs on {runner.device}; the {counter.source or 'energy'} counter measures "
                                    f"{device}")
     with UtilSampler(counter) as util:
         window = energy.run_window(runner.step, runner.sync, counter, duration_s)
     fields = percentiles(times)
+    if rounds is not None:  # the median over rounds of each round's median: the figure the round ratios compare
+        fields |= {"latency_ms_p50": float(np.median(rounds.rounds_ms)), "rounds_ms": rounds.rounds_ms,
+                   "rounds": len(rounds.rounds_ms), "round_calls": rounds.block_calls}
     items = window.calls * batch
     joules_per_item = window.joules / items if window.joules is not None else None
     fields |= {
@@ -476,7 +631,32 @@ def _to_device(feeds_np: list[dict], device: str) -> list[dict]:
 
 
 def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple[list[dict], dict]:
-    """Records (greenrt-results/1, greenrt's with ratios to every baseline that ran) and metadata extras."""
+    """Records (greenrt-results/1, greenrt's with ratios to every baseline that ran) and metadata extras. torch's
+    thread count is ``config.threads`` for the run and the caller's again afterwards."""
+    import torch
+
+    if config.threads is not None and config.threads < 1:
+        raise GreenrtError(f"--threads: {config.threads} (expected a positive number of CPU threads, e.g. "
+                           f"--threads {torch.get_num_threads()})")
+    if config.rounds is not None and config.rounds < 0:
+        raise GreenrtError(f"--rounds: {config.rounds} (expected >= 0; 0 times each runner on its own, in turn)")
+    threads_before = torch.get_num_threads()
+    affinity = _affinity()  # OpenVINO pins the thread that calls it while the call runs: put it back afterwards
+    threads = config.threads if config.threads is not None else threads_before
+    torch.set_num_threads(threads)
+    try:
+        return _run_bench(config, threads, progress, log)
+    finally:
+        torch.set_num_threads(threads_before)
+        if affinity is not None and _affinity() != affinity:
+            os.sched_setaffinity(0, affinity)
+
+
+def _affinity():
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
+
+def _run_bench(config: BenchConfig, threads: int, progress, log) -> tuple[list[dict], dict]:
     import torch
 
     from ..runtime.session import InferenceSession
@@ -490,7 +670,9 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
         torch.cuda.set_device(device_index)  # events, memory stats and NVML all on the session's GPU
     batches = config.batches or _default_batches(session, device)
     duration_s = config.duration_s if config.duration_s is not None else DEFAULT_DURATION_S[device]
-    vs = config.vs if config.vs is not None else (list(BASELINES) if config.torch_module else ["onnxruntime"])
+    rounds = config.rounds if config.rounds is not None else DEFAULT_ROUNDS[device]
+    vs = config.vs if config.vs is not None else (["onnxruntime", *TORCH_BASELINES] if config.torch_module
+                                                  else ["onnxruntime"])
     if session.header is not None:
         reference = config.reference or session.header.get("config", {}).get("model")
     else:
@@ -500,46 +682,72 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
         raise GreenrtError(f"--shapes names unknown input(s) {sorted(unknown)}; inputs are "
                            f"{[a.name for a in session.get_inputs()]}")
     all_shapes = {b: batch_shapes(session.get_inputs(), config.shapes, b) for b in batches}  # errors before any run
+    # onnxruntime's default session picks one thread per physical core, torch's default count: set its count only
+    # where ours came from elsewhere (--threads, OMP_NUM_THREADS), so every runner has the same
+    ort_default_threads = threads if config.threads is not None or "OMP_NUM_THREADS" in os.environ else None
     counter = energy.energy_counter(device, device_index)
     model_name = Path(config.model).stem
     order = [a.name for a in session.get_inputs()]
     records: list[dict] = []
     notes: dict[str, str] = {}
-    task = progress.add_task("bench", total=len(batches) * (1 + len(vs))) if progress is not None else None
+    task = progress.add_task("bench", total=None) if progress is not None else None
+    steps = 0  # the progress bar's total, known once each batch's runners are
     for batch in batches:
         feeds_np = _feeds(session, all_shapes[batch], config.seed, ROTATING_INPUTS)
         feeds_dev = _to_device(feeds_np, device)
         ours = _greenrt_runner(session, feeds_dev, device)
         runners = [ours]
         if "onnxruntime" in vs:
-            runners.append(_onnxruntime_runner(reference, feeds_np, device))
+            runners.append(_onnxruntime_runner(reference, feeds_np, device, ort_default_threads))
+            if device == "cpu":
+                runners.append(_onnxruntime_runner(reference, feeds_np, device, threads, best=True))
+        for name in ("openvino", "openvino-bf16"):
+            if name in vs:
+                runners.append(_openvino_runner(reference, feeds_np, threads, bf16=name.endswith("bf16")))
         if config.torch_module or "torch-compile" not in vs:
             runners += _torch_runners(config, vs, feeds_dev, order, ours.precision, device)
         else:  # an ONNX-only model: torch.compile of greenrt's FX lowering of the graph, labelled as such
             runners += _torch_runners(config, [n for n in vs if n != "torch-compile"], feeds_dev, order,
                                       ours.precision, device)
             runners.append(_fx_compile_runner(reference, feeds_dev, order, ours.precision, device))
+        steps += len(runners) + (rounds > 0)
+        if progress is not None:
+            progress.update(task, total=steps)
         expected = None
         ort_runner = next((r for r in runners if r.name.startswith("onnxruntime") and r.status == "ok"), None)
         if ort_runner is not None:
             expected = ort_runner.step(0)
+        # a CPU runner next to a GPU engine: timed at the smallest batch, otherwise only the reference for the
+        # accuracy figures (one call at a large batch takes seconds; 50 of them would be minutes)
+        reference_only = {r.name for r in runners if r.status == "ok" and r.device not in (None, device)
+                          and batch != min(batches)}
+        timed, failed = {}, {}
+        if rounds > 0:
+            def on_round(r):
+                if progress is not None:
+                    progress.update(task, description=f"batch {batch}: latency round {r + 1}/{rounds}")
+
+            timed, failed = run_rounds([r for r in runners if r.status == "ok" and r.name not in reference_only],
+                                       rounds, duration_s, config.warmup, required=ours, on_round=on_round)
+            if progress is not None:
+                progress.advance(task)
         batch_records = []
         for runner in runners:
             if progress is not None:
                 progress.update(task, description=f"batch {batch}: {runner.name}")
             rec = make_record(model_name, runner.name, runner.precision, batch, runner.device or device,
-                              status=runner.status)
+                              status=runner.status, threads=threads)
             if runner.precision in ("fp16", "bf16", "fp8", "int8", "tf32"):
                 rec["max_rel_err_vs_onnxruntime"] = None  # filled below where onnxruntime ran
-            if runner.status == "ok" and runner.device not in (None, device) and batch != min(batches):
-                # a CPU onnxruntime next to a GPU engine: timed at the smallest batch, here only the reference for
-                # the accuracy figures (one call at a large batch takes seconds; 50 of them would be minutes)
+            if runner.name in reference_only:
                 rec["status"] = "reference only"
                 rec["reason"] = (f"runs on {runner.device}, not {device}: timed at batch {min(batches)} only; "
                                  f"its outputs are the accuracy reference here")
+            elif runner.name in failed:
+                rec["status"], rec["reason"] = "failed", failed[runner.name]
             elif runner.status == "ok":
                 try:
-                    rec |= measure(runner, batch, config, device, counter, duration_s)
+                    rec |= measure(runner, batch, config, device, counter, duration_s, timed.get(runner.name))
                     if expected is not None and runner is not ort_runner:  # on the same first input set
                         rec["max_rel_err_vs_onnxruntime"] = max_rel_err(_outputs(runner.step(0)), expected)
                 except Exception as exc:
@@ -548,6 +756,7 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
                     rec["status"], rec["reason"] = "failed", _first_line(exc)
             else:
                 rec["reason"] = runner.reason
+            rec |= runner.fields
             if runner.note:
                 rec["note"] = runner.note
             if rec["status"] != "ok":
@@ -556,6 +765,7 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
             if progress is not None:
                 progress.advance(task)
         _add_ratios(batch_records[0], batch_records[1:])
+        _add_headline(batch_records[0], batch_records[1:])
         records += batch_records
     notes["energy"] = (f"{counter.source} counter, steady window at least {energy.MIN_WINDOW_S:g} s and "
                        f"{energy.MIN_WINDOW_CALLS} calls" if counter.available else counter.reason)
@@ -570,6 +780,20 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
         "energy_min_window_calls": energy.MIN_WINDOW_CALLS,
         "duration_s": duration_s,
         "warmup": config.warmup,
+        "rounds": rounds,
+        "threads": threads,
+        "latency": (f"{rounds} interleaved rounds: in each, every runner runs a block of calls (round_calls) on the "
+                    f"same inputs, the order rotated each round; latency_ms_p50 is the median of the rounds' "
+                    f"medians (rounds_ms), p90/p99 over every call; round_latency_ratio_vs is the median of the "
+                    f"per-round ratios (greenrt's / the baseline's); headline_vs names the onnxruntime "
+                    f"configuration greenrt compares worst against (the faster one in the same rounds)"
+                    if rounds else "each runner timed on its own, one after the other (--rounds 0); headline_vs "
+                                   "names the onnxruntime configuration with the lower latency_ms_p50"),
+        "threads_note": (f"{threads} CPU threads for every runner: torch.set_num_threads (restored after the run), "
+                         f"onnxruntime-best's intra_op_num_threads, OpenVINO's INFERENCE_NUM_THREADS"
+                         + ("; onnxruntime's default session too" if ort_default_threads is not None else
+                            "; onnxruntime's default session keeps intra_op_num_threads 0 (its own choice: one per "
+                            "physical core, as torch's default)")),
         "model_path": str(config.model),
         "reference": reference,
         "shapes": {str(b): s for b, s in all_shapes.items()},
@@ -591,16 +815,39 @@ def _default_batches(session, device: str) -> list[int]:
 
 
 def _add_ratios(ours: dict, others: list[dict]) -> None:
-    """greenrt's latency speedup and throughput ratio against every baseline of the same batch that has figures."""
+    """greenrt's latency speedup, throughput ratio and (after rounds) median per-round latency ratio against every
+    baseline of the same batch that has figures."""
     from .results import RATIO_FIELDS
 
     for field_name, (_, compute) in RATIO_FIELDS.items():
-        if field_name == "round_latency_ratio_vs":
-            continue
-        values = {o["runner"]: compute(ours, o) for o in others}
+        values = {o["runner"]: compute(ours, o) for o in others if o.get("status", "ok") == "ok"}
         values = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
         if values:
             ours[field_name] = values
+
+
+def _add_headline(ours: dict, others: list[dict]) -> None:
+    """``headline_vs``: the onnxruntime configuration (default or best) greenrt's headline ratio is against, the
+    faster of the two: after rounds the one greenrt's per-round ratio is highest against, else the lower p50."""
+    names = {o["runner"] for o in others if o["runner"] in (ORT_DEFAULT, ORT_BEST)}
+    rounds = {k: v for k, v in ours.get("round_latency_ratio_vs", {}).items() if k in names}
+    if rounds:
+        ours["headline_vs"] = max(rounds, key=rounds.get)
+        return
+    speedups = {k: v for k, v in ours.get("latency_speedup_vs", {}).items() if k in names}
+    if speedups:  # theirs / ours: the faster onnxruntime is the one greenrt's speedup is lowest against
+        ours["headline_vs"] = min(speedups, key=speedups.get)
+
+
+def headline_ratio(ours: dict) -> float | None:
+    """greenrt's latency / the faster onnxruntime's (the per-round median where rounds ran); None without one."""
+    vs = ours.get("headline_vs")
+    if vs is None:
+        return None
+    if vs in ours.get("round_latency_ratio_vs", {}):
+        return ours["round_latency_ratio_vs"][vs]
+    speedup = ours.get("latency_speedup_vs", {}).get(vs)
+    return 1.0 / speedup if speedup else None
 
 
 # -- output -------------------------------------------------------------------------------------------------------
@@ -629,18 +876,26 @@ def results_table(records: list[dict]):
     for name, _ in columns:
         table.add_column(name, justify="right")
     table.add_column("greenrt vs it", justify="right")
+    rounds = any("round_latency_ratio_vs" in r for r in records)
+    if rounds:
+        table.add_column("greenrt / it, rounds", justify="right")
     ours_by_batch = {r["batch"]: r for r in records if r["runner"].startswith("greenrt")}
     for r in records:
         if r.get("status", "ok") != "ok":
             table.add_row(str(r["batch"]), escape(r["runner"]),
                           f"[yellow]{escape(r['status'] + ': ' + str(r.get('reason', '')))}[/yellow]",
-                          *[""] * len(columns))
+                          *[""] * (len(columns) + rounds))
             continue
         ours = ours_by_batch.get(r["batch"], {})
         speed = ours.get("latency_speedup_vs", {}).get(r["runner"])
         thr = ours.get("throughput_ratio_vs", {}).get(r["runner"])
         ratio = f"{_fmt(speed)}x / {_fmt(thr)}x" if speed is not None or thr is not None else ""
-        table.add_row(str(r["batch"]), escape(r["runner"]), *[_fmt(get(r)) for _, get in columns], ratio)
+        cells = [_fmt(get(r)) for _, get in columns] + [ratio]
+        if rounds:
+            per_round = ours.get("round_latency_ratio_vs", {}).get(r["runner"])
+            mark = " (headline)" if ours.get("headline_vs") == r["runner"] else ""
+            cells.append(f"{_fmt(per_round)}{mark}" if per_round is not None else "")
+        table.add_row(str(r["batch"]), escape(r["runner"]), *cells)
     return table
 
 
@@ -693,8 +948,12 @@ def run_bench_command(args, console, err_console) -> int:
 
     if args.warmup < 0:
         raise GreenrtError(f"--warmup: {args.warmup} (expected >= 0)")
+    if args.threads is not None and args.threads < 1:
+        raise GreenrtError(f"--threads: {args.threads} (expected a positive number of CPU threads)")
+    if args.rounds is not None and args.rounds < 0:
+        raise GreenrtError(f"--rounds: {args.rounds} (expected >= 0; 0 times each runner on its own, in turn)")
     config = BenchConfig(
-        model=args.model, device=args.device,
+        model=args.model, device=args.device, rounds=args.rounds, threads=args.threads,
         batches=parse_batches(args.batch) if args.batch.strip() else None,
         shapes=parse_shapes(args.shapes), duration_s=args.duration, warmup=args.warmup,
         vs=parse_vs(args.vs) if args.vs is not None else None, torch_module=args.torch_module,
@@ -713,6 +972,12 @@ def run_bench_command(args, console, err_console) -> int:
     for line in logs:
         err_console.print(escape(line), highlight=False)
     console.print(results_table(records))
+    for ours in (r for r in records if r["runner"].startswith("greenrt") and r.get("headline_vs")):
+        console.print(f"batch {ours['batch']}: greenrt's latency / {escape(ours['headline_vs'])}'s (the faster "
+                      f"onnxruntime): {_fmt(headline_ratio(ours))}x", highlight=False)
+    console.print(f"{extras['threads']} CPU threads for every runner; "
+                  + (f"latency over {extras['rounds']} interleaved rounds" if extras["rounds"] else
+                     "each runner timed in turn (--rounds 0)"), highlight=False)
     device = records[0]["device"]
     if device == "cuda" and any(r["batch"] == 1 and r.get("watts") is not None for r in records):
         console.print("note: at batch 1 the GPU's idle power dominates the energy per item", highlight=False)
@@ -722,7 +987,8 @@ def run_bench_command(args, console, err_console) -> int:
         command = "greenrt " + shlex.join(getattr(args, "argv", None) or ["bench", args.model])
         notes = ("greenrt bench: every runner in one process on the same rotating random inputs; latency p50/p90/"
                  "p99 over single calls, throughput and energy over the steady window; ratios compare records of "
-                 "this file. Energy: " + extras["energy"])
+                 "this file. Latency: " + extras["latency"] + ". Threads: " + extras["threads_note"] + ". Energy: "
+                 + extras["energy"])
         metadata = collect_metadata(command, device=device, notes=notes, **extras)
         write_results(args.json, metadata, records)
         console.print(f"wrote {escape(args.json)}", highlight=False)

@@ -193,11 +193,21 @@ def build_parser() -> argparse.ArgumentParser:
     arg.add_shapes(p, meaning="sizes the other dynamic dims (dim 0 is replaced by --batch)")
     p.add_argument("--duration", type=_positive_float, default=None, metavar="S",
                    help="steady throughput window in seconds (default 5 on cuda, 3 on cpu); with an energy counter "
-                        "at least 1 s and 20 calls")
+                        "at least 1 s and 20 calls; with --rounds also about the time the slowest runner spends in "
+                        "the latency rounds")
     p.add_argument("--warmup", type=int, default=10, metavar="N",
                    help="warm-up calls per runner and batch (default 10)")
-    p.add_argument("--vs", default=None, help="baselines, comma-separated: onnxruntime,eager,eager-cudagraph,"
-                                              "torch-compile (default: all with --torch-module, else onnxruntime)")
+    p.add_argument("--vs", default=None, help="baselines, comma-separated: onnxruntime (on cpu: its default "
+                                              "session and its best), openvino, openvino-bf16 (pip install "
+                                              "'greenrt[openvino]'), eager, eager-cudagraph, torch-compile (default: "
+                                              "onnxruntime and the torch ones with --torch-module, else onnxruntime)")
+    p.add_argument("--rounds", type=int, default=None, metavar="N",
+                   help="latency in N interleaved rounds, every runner a block of calls each round, the order rotated "
+                        "(default 10 on cpu, 0 on cuda; 0: each runner timed on its own, in turn); the rounds take "
+                        "about --duration per runner")
+    p.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="CPU threads for every runner: torch (restored after), onnxruntime, OpenVINO (default: "
+                        "torch's, one per physical core)")
     p.add_argument("--torch-module", metavar="PKG.MOD:FACTORY",
                    help="a callable returning an nn.Module that takes the model's inputs in order (torch baselines)")
     p.add_argument("--reference", help="ONNX file for onnxruntime (default: MODEL, or the engine's recorded model)")
