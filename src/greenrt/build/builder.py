@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import GreenrtError
+from ..errors import GreenrtError, InvalidInputError
 from ..onnx.dtypes import numpy_to_torch, torch_to_numpy
 from ..onnx.importer import load_model
 from ..passes import optimize
@@ -115,12 +115,16 @@ def build_engine(model_path: str | Path, output: str | Path, config: BuildConfig
         checks += [CheckInputs("sample", f"sample {i}", {k: numpy_to_torch(np.asarray(v), device)
                                                           for k, v in f.items()}) for i, f in enumerate(samples)]
     shapes, no_shapes_reason = valid_shapes(config.profiles, specs, samples)
-    if not samples or config.profiles:
-        checks += [CheckInputs("random", label, device_random_feeds(ref_runner, s, config.seed + i))
-                   for i, (label, s) in enumerate(shapes)]
     skipped: list[dict[str, str]] = []
+    if not samples or config.profiles:
+        for i, (label, s) in enumerate(shapes):
+            try:
+                checks.append(CheckInputs("random", label, device_random_feeds(ref_runner, s, config.seed + i)))
+            except InvalidInputError as exc:  # e.g. a declared shape too large to draw random values at
+                skipped.append({"check": label, "reason": f"no random inputs at {label}: {exc}"})
     if not checks:
-        skipped.append({"check": "accuracy", "reason": f"engine not checked: {no_shapes_reason}"})
+        why = no_shapes_reason or "; ".join(s["reason"] for s in skipped)
+        skipped.append({"check": "accuracy", "reason": f"engine not checked: {why}"})
     refs = []
     for check in list(checks):
         ref, why = run_reference(ref_runner, check)
@@ -456,8 +460,8 @@ def _memory_report(runner: Runner, ref_runner: Runner, config: BuildConfig, spec
     shapes, why = valid_shapes(config.profiles, specs, samples, which="max")
     memory = []
     for i, (label, s) in enumerate(shapes):
-        feeds = device_random_feeds(ref_runner, s, config.seed)
         try:
+            feeds = device_random_feeds(ref_runner, s, config.seed)  # refused for shapes too large to draw at
             mem = activation_memory(runner, feeds)
         except GreenrtError as exc:
             why = f"the engine cannot run random inputs at {label} {s}: {exc}"

@@ -118,6 +118,9 @@ def random_feeds(args: Sequence, shapes: dict[str, list[int]], seed: int = 0,
 
 
 
+MAX_RANDOM_VALUES = 1 << 28  # 1 GiB of float32: a declared shape past it is a broken model or needs real inputs
+
+
 def _shape_for(a, shapes, symbols, made_up_symbols: set[str]) -> tuple[list[int], bool]:
     """The input's shape, and whether any of its dims was made up (here or for another input sharing a symbol)."""
     if a.name in shapes:
@@ -144,6 +147,12 @@ def _shape_for(a, shapes, symbols, made_up_symbols: set[str]) -> tuple[list[int]
 
 def _random_array(rng: np.random.Generator, name: str, elem_type: int, shape: list[int],
                   bound: int | None) -> np.ndarray:
+    size = 1
+    for d in shape:
+        size *= d
+    if size > MAX_RANDOM_VALUES:
+        raise InvalidInputError(f"input {name!r}: shape {list(shape)} holds {size:,} values, too many to draw random "
+                                f"ones (at most {MAX_RANDOM_VALUES:,}); give the input with --inputs")
     if elem_type == BOOL:
         return rng.random(shape) < 0.5
     if elem_type == STRING:
