@@ -37,7 +37,7 @@ import torch
 
 from ..errors import GreenrtError, ModelLoadError
 from ..version import __version__
-from .plan import Plan
+from .plan import Plan, PlanFormatError
 
 MAGIC = b"GRTENGN1"
 FORMAT_VERSION = 1
@@ -315,7 +315,36 @@ def _read_header(f, path: Path, size: int) -> tuple[dict, int]:
                if k not in header]
     if missing:
         raise EngineFileError(f"{path}: malformed header (missing {', '.join(missing)}); rebuild the engine")
+    problem = _header_problem(header)
+    if problem:
+        raise EngineFileError(f"{path}: malformed header ({problem}); rebuild the engine")
     return header, n
+
+
+# the header's fields and the JSON types they hold (the plan is checked by Plan.from_json)
+_HEADER_TYPES = {"versions": dict, "device": dict, "config": dict, "profiles": list, "plan": dict, "report": dict,
+                 "weights_sha256": str}
+
+
+def _header_problem(header: dict) -> str:
+    """What is wrong with the header's fields outside the plan ('' if nothing): their types, the device, the
+    profiles."""
+    for key, kind in _HEADER_TYPES.items():
+        if not isinstance(header[key], kind):
+            return f"{key!r} is {type(header[key]).__name__}, expected {kind.__name__}"
+    if not isinstance(header["device"].get("type"), str):
+        return f"device.type is {header['device'].get('type')!r}, expected 'cpu' or 'cuda'"
+    for key in ("greenrt", "torch"):
+        if not isinstance(header["versions"].get(key), (str, type(None))):
+            return f"versions.{key} is {header['versions'].get(key)!r}, expected a version string"
+    from .profiles import ProfileFormatError, Profile
+
+    for i, profile in enumerate(header["profiles"]):
+        try:
+            Profile.from_json(profile)
+        except ProfileFormatError as exc:
+            return f"profiles[{i}]: {exc}"
+    return ""
 
 
 def _version_message(path: Path, header: dict) -> str:
@@ -402,9 +431,13 @@ def read_engine(path: str | os.PathLike, *, device: str | None = None, allow_mis
     try:
         plan = Plan.from_json(header["plan"])
     except Exception as exc:
-        raise EngineFileError(f"{path}: malformed plan in the header ({type(exc).__name__}: {exc})") from None
+        raise EngineFileError(f"{path}: malformed plan in the header ({exc}); rebuild the engine") from None
     try:
         weights = safetensors.torch.load(payload)
     except Exception as exc:
         raise EngineFileError(f"{path}: malformed weights payload ({exc})") from None
+    try:
+        plan.check_references(set(weights))
+    except PlanFormatError as exc:
+        raise EngineFileError(f"{path}: malformed plan in the header ({exc}); rebuild the engine") from None
     return EngineFile(header=header, plan=plan, weights=weights, path=path)

@@ -15,6 +15,10 @@ from ..errors import GreenrtError, InvalidInputError
 _DIMS = r"\d+(?:x\d+)*"
 
 
+class ProfileFormatError(GreenrtError, ValueError):
+    """A profile (from an engine header) that is not one; the message says what is wrong."""
+
+
 @dataclass
 class Profile:
     shapes: dict[str, tuple[list[int], list[int], list[int]]]  # name -> (min, opt, max)
@@ -24,7 +28,26 @@ class Profile:
 
     @classmethod
     def from_json(cls, data: dict) -> "Profile":
-        return cls({name: (d["min"], d["opt"], d["max"]) for name, d in data.items()})
+        """The profile ``data`` describes ({name: {"min", "opt", "max"}}); ProfileFormatError where it is not one:
+        dims that are not integers >= 0, ranks that differ, or min <= opt <= max broken."""
+        if not isinstance(data, dict) or not data:
+            raise ProfileFormatError(f"expected an object of input name -> min/opt/max, got {data!r:.60}")
+        shapes = {}
+        for name, d in data.items():
+            if not isinstance(d, dict) or set(d) != {"min", "opt", "max"}:
+                raise ProfileFormatError(f"input {name!r}: expected min, opt and max shapes, got {d!r:.60}")
+            mn, op, mx = (d[k] for k in ("min", "opt", "max"))
+            for k, dims in (("min", mn), ("opt", op), ("max", mx)):
+                if not isinstance(dims, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
+                                                         for x in dims):
+                    raise ProfileFormatError(f"input {name!r}: {k} {dims!r:.60} is not a list of dims >= 0")
+            if not len(mn) == len(op) == len(mx):
+                raise ProfileFormatError(f"input {name!r}: min, opt and max have different ranks")
+            if any(not a <= b <= c for a, b, c in zip(mn, op, mx)):
+                raise ProfileFormatError(f"input {name!r}: not min <= opt <= max ({_fmt(mn)} / {_fmt(op)} / "
+                                         f"{_fmt(mx)})")
+            shapes[name] = (mn, op, mx)
+        return cls(shapes)
 
     def describe(self) -> str:
         return ", ".join(f"{n}: {_fmt(a)} .. {_fmt(c)} (opt {_fmt(b)})" for n, (a, b, c) in self.shapes.items())
