@@ -147,8 +147,21 @@ class InferenceSession:
         if missing:
             raise InvalidInputError(f"missing input(s) {missing}; the model's inputs are {list(expected)}")
         as_torch = any(isinstance(v, torch.Tensor) for v in input_feed.values())
-        feeds: dict[str, Any] = {}
+        # shapes first, from the caller's arrays as they are: a shape the model or its profiles refuse is refused
+        # before anything is copied (a zero-stride view of 2^40 elements costs nothing until copied)
+        shapes: dict[str, tuple[int, ...]] = {}
         symbols: dict[str, tuple[int, str]] = {}
+        for name, value in input_feed.items():
+            shape = _shape_of(value)
+            if shape is not None and name in expected:
+                check_shape(expected[name], shape, symbols)
+                shapes[name] = shape
+        if self.profiles:
+            from ..plan.profiles import select_profile
+
+            select_profile(self.profiles, shapes)
+        feeds: dict[str, Any] = {}
+        symbols = {}
         for name, value in input_feed.items():
             arg = expected.get(name)
             tensor = self._to_runtime(name, value)
@@ -180,6 +193,19 @@ def check_input(arg: NodeArg, tensor, symbols: dict[str, tuple[int, str]]) -> No
             f"input {arg.name!r}: expected dtype {_type_string(arg.elem_type)}, got {_type_string(got_elem)}; "
             f"cast the array (e.g. x.astype(np.{_numpy_name(arg.elem_type)}))"
         )
+    check_shape(arg, shape, symbols)
+
+
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    """The shape of an array or tensor as given (None for anything else: it is checked after conversion)."""
+    if isinstance(value, (np.ndarray, np.generic, torch.Tensor)):
+        return tuple(value.shape)
+    return None
+
+
+def check_shape(arg: NodeArg, shape: Sequence[int], symbols: dict[str, tuple[int, str]]) -> None:
+    """InvalidInputError unless ``shape`` has ``arg``'s rank and fixed dims, with each symbolic dim the same across
+    inputs (``symbols`` collects them over one feed)."""
     if arg.shape is None:
         return
     if len(shape) != len(arg.shape):
