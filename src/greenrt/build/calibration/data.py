@@ -14,6 +14,8 @@ Each yields batches of at most ``batch_size`` samples, streamed: the set is neve
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -135,20 +137,28 @@ def _check_feeds(feeds: Mapping[str, Any], input_names: Sequence[str], where: st
     return out
 
 
+# what np.load raises on a truncated or corrupted .npz (a zip of .npy files): besides OSError and ValueError
+_NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _read_npz(f: Path, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of ``f`` (those in ``names``, else all); CalibrationDataError where it is not a readable .npz."""
+    try:
+        with np.load(f, allow_pickle=False) as data:
+            return {k: data[k] for k in (data.files if names is None else names)}
+    except _NPZ_ERRORS as exc:
+        raise CalibrationDataError(f"calibration file {f}: not a readable .npz ({type(exc).__name__}: {exc})") from None
+
+
 def _npz_source(files: list[Path], input_names: Sequence[str]) -> CalibrationSource:
     samples = 0
     for f in files:
-        try:
-            with np.load(f, allow_pickle=False) as data:
-                arrays = _check_feeds({k: data[k] for k in data.files}, input_names, str(f))
-        except (OSError, ValueError) as exc:
-            raise CalibrationDataError(f"calibration file {f}: not a readable .npz ({exc})") from None
+        arrays = _check_feeds(_read_npz(f), input_names, str(f))
         samples += next(iter(arrays.values())).shape[0]
 
     def batches(size: int) -> Iterator[dict[str, np.ndarray]]:
         for f in files:
-            with np.load(f, allow_pickle=False) as data:
-                arrays = {n: data[n] for n in input_names}
+            arrays = _read_npz(f, input_names)
             n = next(iter(arrays.values())).shape[0]
             for i in range(0, n, size):
                 yield {k: v[i:i + size] for k, v in arrays.items()}
@@ -174,7 +184,7 @@ def _callable_source(spec: str, input_names: Sequence[str]) -> CalibrationSource
     fn = load_callable(spec, "--calib", "write pkg.module:function", CalibrationDataError)
 
     def batches(size: int) -> Iterator[dict[str, np.ndarray]]:
-        for i, feeds in enumerate(fn()):
+        for i, feeds in enumerate(_user_items(fn, spec)):
             if not isinstance(feeds, Mapping):
                 raise CalibrationDataError(f"--calib {spec}: item {i} is a {type(feeds).__name__}, not a dict of "
                                            "input name -> array")
@@ -184,3 +194,26 @@ def _callable_source(spec: str, input_names: Sequence[str]) -> CalibrationSource
                 yield {k: v[j:j + size] for k, v in arrays.items()}
 
     return CalibrationSource(spec, batches, None)
+
+
+def _user_items(fn: Callable, spec: str) -> Iterator[Any]:
+    """What the user's ``fn()`` yields; an error raised inside their code becomes a CalibrationDataError naming the
+    spec and the item (the cause chained), not a traceback that looks like greenrt's."""
+    try:
+        items = iter(fn())
+    except GreenrtError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (the user's code: anything)
+        raise CalibrationDataError(f"--calib {spec}: calling it raised {type(exc).__name__}: {exc}") from exc
+    i = 0
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except GreenrtError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise CalibrationDataError(f"--calib {spec}: item {i} raised {type(exc).__name__}: {exc}") from exc
+        yield item
+        i += 1
