@@ -8,7 +8,7 @@ source bench/gpu_env.sh || exit 1
 export PYTHONPATH=$PYTHONPATH:$PWD
 mkdir -p "$OUT"
 quiet() { grep -v '^Warning: CUDNN\|^$\|engineId\|^)$'; }  # cuDNN's notes on the engines it cannot use
-timeout 120 python3 -m pytest -q -m gpu tests/ops/test_int8_cudnn.py tests/build/test_int8_build.py -p no:cacheprovider 2>&1 | quiet | tail -25
+timeout 120 python3 -m pytest -q -m gpu tests/ops/test_int8_cudnn.py tests/ops/test_int8_gemm.py tests/build/test_int8_build.py -p no:cacheprovider 2>&1 | quiet | tail -25
 timeout 150 python3 bench/probes/cudnn_int8_conv.py --batch 256 --out "$OUT/cudnn_int8_conv_b256.json" 2>&1 | quiet | tail -12
 
 timeout 240 python3 - <<'EOF' 2>&1 | quiet | tail -30

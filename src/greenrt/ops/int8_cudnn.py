@@ -57,7 +57,7 @@ def _handle(device_index: int):
 class _Graph:
     graph: Any
     tensors: dict[str, Any]
-    plans: int
+    plans: list[int]  # the execution plans that built, by cuDNN's index, in its heuristic order
     workspace: list[int]
     buffers: dict[int, torch.Tensor] = field(default_factory=dict)  # plan -> workspace tensor
 
@@ -178,11 +178,18 @@ def _build(key: tuple) -> _Graph | None:
     graph.build_operation_graph()
     graph.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
     graph.check_support()
-    graph.build_plans(cudnn.build_plan_policy.ALL)
-    plans = min(graph.get_execution_plan_count(), MAX_PLANS)
-    if plans == 0:
+    built = []  # plans are built one by one: with the ALL policy one plan that does not build fails them all
+    for i in range(graph.get_execution_plan_count()):
+        try:
+            graph.build_plan_at_index(i)
+        except Exception:  # noqa: BLE001  (this engine cannot take the layer: the next one may)
+            continue
+        built.append(i)
+        if len(built) == MAX_PLANS:
+            break
+    if not built:
         return None
-    return _Graph(graph, t, plans, [graph.get_workspace_size_plan_at_index(i) for i in range(plans)])
+    return _Graph(graph, t, built, [graph.get_workspace_size_plan_at_index(i) for i in built])
 
 
 def _graph(key: tuple) -> _Graph | None:
@@ -198,7 +205,7 @@ def _supports(index: int):
     def supports(args, attrs) -> bool:
         key = _layer(args, attrs)
         g = _graph(key) if key is not None else None
-        return g is not None and index < g.plans
+        return g is not None and index < len(g.plans)
     return supports
 
 
@@ -208,7 +215,7 @@ def _run(index: int, x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t
     attrs = dict(attrs, x_scale=x_scale, y_scale=y_scale, out_dtype=out_dtype)
     key = _layer(args, attrs)
     g = _graph(key) if key is not None else None
-    if g is None or index >= g.plans:  # an engine built elsewhere whose plan this GPU lacks: the reference
+    if g is None or index >= len(g.plans):  # an engine built elsewhere whose plan this GPU lacks: the reference
         return QConv(*args, **attrs)
     cudnn = _cudnn()
     k = w.shape[0]
@@ -251,7 +258,7 @@ def _run(index: int, x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t
         g.buffers[index] = torch.empty(max(g.workspace[index], 1), dtype=torch.uint8, device=x.device)
     handle = _handle(x.device.index)
     cudnn.set_stream(handle=handle, stream=torch.cuda.current_stream(x.device).cuda_stream)
-    g.graph.execute_plan_at_index(pack, g.buffers[index], index=index, handle=handle)
+    g.graph.execute_plan_at_index(pack, g.buffers[index], index=g.plans[index], handle=handle)
     return out
 
 
