@@ -401,3 +401,43 @@ def test_bf16_convs_stay_bf16_on_a_cpu_that_runs_them_natively(monkeypatch):
         torch.testing.assert_close(got.float(), want, rtol=1e-2, atol=1e-2 * float(want.abs().max()))
         plain = conv.Conv(x, w, b, pads=[1, 1, 1, 1])
         assert plain.dtype == torch.bfloat16
+
+
+def test_a_candidate_far_slower_in_one_call_is_not_timed_further():
+    """The exact INT8 reference next to cuDNN's plans: a checked candidate over SLOW_FACTOR x the fastest one call
+    is called twice (its check and that one call), its one call its timing; the others are timed fully."""
+    calls = {"fast": 0, "slow": 0}
+    x = torch.from_numpy(R.standard_normal((4, 4)).astype(np.float32))
+
+    def fast(a):
+        calls["fast"] += 1
+        return a * 2
+
+    def slow(a):
+        calls["slow"] += 1
+        time.sleep(0.05)
+        return a * 2
+
+    found = [registry.Tactic("t", "Op", "fast", fast, lambda a, k: True),
+             registry.Tactic("t", "Op", "slow", slow, lambda a, k: True)]
+
+    class Step:
+        name, op_type, label = "layer", "Op", "layer (Op)"
+
+    timed = []
+
+    def timer(run, runs):
+        timed.append(runs)
+        for _ in range(runs):
+            run()
+        return 0.001
+
+    choice = tactics_stage._time_candidates(Step(), found, [x], {}, fast, timer, 5, 1e-6)
+    assert choice.winner == "fast" and choice.timed_once == ["slow"] and calls["slow"] == 2
+    assert choice.timings_ms["slow"] >= 50 and timed == [5] and choice.to_json()["timed_once"] == ["slow"]
+    # the same two, equally fast: both timed fully
+    calls.update(fast=0, slow=0)
+    choice = tactics_stage._time_candidates(Step(), found[:1] * 1 + [registry.Tactic("t", "Op", "other", fast,
+                                                                                     lambda a, k: True)],
+                                            [x], {}, fast, timer, 5, 1e-6)
+    assert choice.timed_once == [] and len(timed) == 3

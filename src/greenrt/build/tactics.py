@@ -43,6 +43,10 @@ from .jsonfile import read_json, write_json
 CACHE_FORMAT = "greenrt-timing-cache/1"
 RUNS = {1: 3, 2: 5, 3: 10, 4: 20, 5: 50}  # timed runs per candidate at each --opt-level
 WARMUP = 2
+# a checked candidate this many times slower than the fastest in one warm call is not timed further: its one call is
+# its timing (greenrt's exact INT8 reference in float64 on the GPU next to cuDNN's INT8 plans: a full timing of it
+# cost seconds a layer and decided nothing)
+SLOW_FACTOR = 20.0
 
 
 # -- the target and the layer signature -----------------------------------------------------------------------
@@ -171,12 +175,15 @@ class LayerChoice:
     timings_ms: dict[str, float]
     cached: bool = False
     rejected: dict[str, str] = field(default_factory=dict)
+    timed_once: list[str] = field(default_factory=list)  # over SLOW_FACTOR x the fastest: one call's time
 
     def to_json(self) -> dict:
         out = {"layer": self.layer, "op": self.op, "winner": self.winner,
                "timings_ms": {k: round(v, 5) for k, v in self.timings_ms.items()}, "cached": self.cached}
         if self.rejected:
             out["rejected"] = self.rejected
+        if self.timed_once:
+            out["timed_once"] = self.timed_once
         return out
 
 
@@ -291,9 +298,22 @@ def _look_up(step, args, kwargs, cache: TimingCache, target: dict, report: Tacti
     report.cached += 1
 
 
+def _one_call_ms(run: Callable[[], Any], cuda: bool) -> float:
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    run()
+    if cuda:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) * 1e3
+
+
 def _time_candidates(step, found: list[Tactic], args, kwargs, default_fn, timer, runs: int, tol: float) -> LayerChoice:
+    """Check every candidate against the op's default, time one warm call of each that passes, then time fully
+    (``timer``) those within SLOW_FACTOR of the fastest one call; the fastest median wins."""
     want = default_fn(*_clone_args(args), **kwargs)
-    timings: dict[str, float] = {}
+    cuda = any(isinstance(a, torch.Tensor) and a.is_cuda for a in args)
+    passed: dict[str, Tactic] = {}
     rejected: dict[str, str] = {}
     for t in found:
         try:
@@ -304,13 +324,24 @@ def _time_candidates(step, found: list[Tactic], args, kwargs, default_fn, timer,
         if not err <= tol:
             rejected[t.name] = f"max rel error {err:.2e} vs the op's default exceeds {tol:g}"
             continue
-        copies = itertools.cycle([_clone_args(args) for _ in range(2)])  # in-place writes land in a copy
-        timings[t.name] = timer(lambda: t.fn(*next(copies), **kwargs), runs)
-    if not timings:
+        passed[t.name] = t
+    if not passed:
         raise GreenrtError(f"{step.label}: every implementation candidate failed its check ({rejected}); please "
                            "report it")
+    copies = {name: itertools.cycle([_clone_args(args) for _ in range(2)]) for name in passed}  # in-place writes
+    one_call = {name: _one_call_ms(lambda t=t, c=copies[name]: t.fn(*next(c), **kwargs), cuda)
+                for name, t in passed.items()}
+    fastest = min(one_call.values())
+    timings: dict[str, float] = {}
+    timed_once: list[str] = []
+    for name, t in passed.items():
+        if len(passed) > 1 and one_call[name] > SLOW_FACTOR * fastest:
+            timings[name] = one_call[name]
+            timed_once.append(name)
+            continue
+        timings[name] = timer(lambda t=t, c=copies[name]: t.fn(*next(c), **kwargs), runs)
     winner = min(timings, key=timings.get)
-    return LayerChoice(step.name, step.op_type, winner, timings, rejected=rejected)
+    return LayerChoice(step.name, step.op_type, winner, timings, rejected=rejected, timed_once=timed_once)
 
 
 def _ops_with_tactics() -> set[tuple[str, str]]:
