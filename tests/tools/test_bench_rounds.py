@@ -4,6 +4,7 @@ really interleave and rotate (fake runners recording their calls), the ratio is 
 onnxruntime runs twice (default and best) with the headline against the faster, OpenVINO missing is a skipped
 record."""
 
+import os
 import sys
 
 import pytest
@@ -143,6 +144,8 @@ def test_rounds_in_the_results_file_and_the_headline_against_the_faster_onnxrunt
     assert "the faster onnxruntime" in printed and "interleaved rounds" in printed
     data = load_results(out)  # the validator recomputes every round ratio from rounds_ms
     assert data["metadata"]["rounds"] == 4 and data["metadata"]["threads"] == torch.get_num_threads()
+    if hasattr(os, "getloadavg"):  # how busy the machine was, next to the figures
+        assert all(len(v) == 3 and min(v) >= 0 for v in data["metadata"]["load_average"].values())
     for batch in (1, 3):
         ours = find_record(data["records"], "greenrt onnx fp32", batch=batch)
         assert len(ours["rounds_ms"]) == 4 and ours["round_calls"] >= bench.MIN_BLOCK_CALLS

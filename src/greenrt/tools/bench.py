@@ -652,6 +652,13 @@ def run_bench(config: BenchConfig, progress=None, log=lambda msg: None) -> tuple
             os.sched_setaffinity(0, affinity)
 
 
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # not on this platform
+        return None
+
+
 def _affinity():
     return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
 
@@ -662,6 +669,7 @@ def _run_bench(config: BenchConfig, threads: int, progress, log) -> tuple[list[d
     from ..runtime.session import InferenceSession
     from .results import make_record
 
+    load_start = _load_average()
     session = InferenceSession(config.model, device=config.device, allow_mismatch=config.allow_mismatch)
     device = session.device.type
     device_index = 0
@@ -782,6 +790,8 @@ def _run_bench(config: BenchConfig, threads: int, progress, log) -> tuple[list[d
         "warmup": config.warmup,
         "rounds": rounds,
         "threads": threads,
+        # what else ran on the machine: the 1/5/15-minute run-queue averages (this process included) at start and end
+        "load_average": {"start": load_start, "end": _load_average()},
         "latency": (f"{rounds} interleaved rounds: in each, every runner runs a block of calls (round_calls) on the "
                     f"same inputs, the order rotated each round; latency_ms_p50 is the median of the rounds' "
                     f"medians (rounds_ms), p90/p99 over every call; round_latency_ratio_vs is the median of the "
