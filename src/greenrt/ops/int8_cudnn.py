@@ -7,10 +7,11 @@ INT8 in, INT32 accumulation, INT8 / UINT8 / float out. The Hopper issue's first 
 S[c] = float32(x_scale) * W_scale[c], as the reference epilogue (ops/int8.py) computes it, so every plan is checked
 against the reference by the builder's tactic stage. A UINT8 input (a tensor after a ReLU, quantized at twice the
 resolution) runs as INT8 x - 128 (its bits XOR 0x80), padded explicitly with -128 (its zero), and 128 * sum(W[c])
-joins the accumulator. Each execution plan cuDNN offers for a layer is a tactic (``cudnn-int8-p0`` ... ``-p7``, in
-cuDNN's heuristic order for this GPU and version, which the timing cache keys on): the builder checks and times
-them against ``reference``. The graphs live in a process-local cache, built at a layer shape's first call; an engine
-names the plan index only, never code.
+joins the accumulator. Each of the first execution plans cuDNN offers for a layer is a tactic (``cudnn-int8-p0`` ...
+``-p7``: plan N in cuDNN's heuristic order for this GPU and version, which the timing cache keys on): the builder
+checks and times them against ``reference``. The graphs live in a process-local cache, made at a layer shape's first
+call, each plan built at its first use (an engine's load builds only the plans it names); an engine names the plan
+index only, never code.
 
 Needs the ``cudnn`` module (``pip install --no-deps nvidia-cudnn-frontend``, which loads the libcudnn torch ships);
 without it, or where a graph does not build for a shape, these tactics do not apply and the reference runs.
@@ -57,9 +58,22 @@ def _handle(device_index: int):
 class _Graph:
     graph: Any
     tensors: dict[str, Any]
-    plans: list[int]  # the execution plans that built, by cuDNN's index, in its heuristic order
-    workspace: list[int]
+    count: int  # execution plans cuDNN offers (heuristic order), of which the first MAX_PLANS are tactics
+    built: dict[int, bool] = field(default_factory=dict)  # plan -> whether it built (each built at first use)
     buffers: dict[int, torch.Tensor] = field(default_factory=dict)  # plan -> workspace tensor
+
+    def has(self, index: int) -> bool:
+        """Whether plan ``index`` exists and builds here: built on first asking (a build compiles kernels, about
+        0.2 s a plan; an engine's load builds only the plans it names)."""
+        if index >= min(self.count, MAX_PLANS):
+            return False
+        if index not in self.built:
+            try:
+                self.graph.build_plan_at_index(index)
+                self.built[index] = True
+            except Exception:  # noqa: BLE001  (this engine cannot take the layer: the other plans may)
+                self.built[index] = False
+        return self.built[index]
 
 
 _GRAPHS: dict[tuple, _Graph | None] = {}
@@ -178,18 +192,9 @@ def _build(key: tuple) -> _Graph | None:
     graph.build_operation_graph()
     graph.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
     graph.check_support()
-    built = []  # plans are built one by one: with the ALL policy one plan that does not build fails them all
-    for i in range(graph.get_execution_plan_count()):
-        try:
-            graph.build_plan_at_index(i)
-        except Exception:  # noqa: BLE001  (this engine cannot take the layer: the next one may)
-            continue
-        built.append(i)
-        if len(built) == MAX_PLANS:
-            break
-    if not built:
-        return None
-    return _Graph(graph, t, built, [graph.get_workspace_size_plan_at_index(i) for i in built])
+    count = graph.get_execution_plan_count()  # built one by one, on first use (_Graph.has): with the ALL policy
+    # one plan that does not build fails them all, and an engine needs only its winners
+    return _Graph(graph, t, count) if count else None
 
 
 def _graph(key: tuple) -> _Graph | None:
@@ -205,7 +210,7 @@ def _supports(index: int):
     def supports(args, attrs) -> bool:
         key = _layer(args, attrs)
         g = _graph(key) if key is not None else None
-        return g is not None and index < len(g.plans)
+        return g is not None and g.has(index)
     return supports
 
 
@@ -215,7 +220,7 @@ def _run(index: int, x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t
     attrs = dict(attrs, x_scale=x_scale, y_scale=y_scale, out_dtype=out_dtype)
     key = _layer(args, attrs)
     g = _graph(key) if key is not None else None
-    if g is None or index >= len(g.plans):  # an engine built elsewhere whose plan this GPU lacks: the reference
+    if g is None or not g.has(index):  # an engine built elsewhere whose plan this GPU lacks: the reference
         return QConv(*args, **attrs)
     cudnn = _cudnn()
     k = w.shape[0]
@@ -255,10 +260,11 @@ def _run(index: int, x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t
     out = torch.empty(g.tensors["y"].get_dim(), dtype=dtype, device=x.device).contiguous(memory_format=cl)
     pack[g.tensors["y"]] = out
     if index not in g.buffers:
-        g.buffers[index] = torch.empty(max(g.workspace[index], 1), dtype=torch.uint8, device=x.device)
+        size = g.graph.get_workspace_size_plan_at_index(index)
+        g.buffers[index] = torch.empty(max(size, 1), dtype=torch.uint8, device=x.device)
     handle = _handle(x.device.index)
     cudnn.set_stream(handle=handle, stream=torch.cuda.current_stream(x.device).cuda_stream)
-    g.graph.execute_plan_at_index(pack, g.buffers[index], index=g.plans[index], handle=handle)
+    g.graph.execute_plan_at_index(pack, g.buffers[index], index=index, handle=handle)
     return out
 
 
