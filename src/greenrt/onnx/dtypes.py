@@ -122,8 +122,12 @@ def numpy_to_torch(array: np.ndarray, device: torch.device | str = "cpu"):
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
-    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)."""
-    return np.ascontiguousarray(array).reshape(array.shape)
+    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray would make them 1-d). A reversed view along a dim
+    of size 1 counts as contiguous to numpy but keeps its negative stride, which torch.from_numpy refuses: copied."""
+    out = np.ascontiguousarray(array).reshape(array.shape)
+    if any(s < 0 for s in out.strides):
+        out = np.array(out, order="C", copy=True)
+    return out
 
 
 def torch_to_numpy(tensor) -> np.ndarray:
