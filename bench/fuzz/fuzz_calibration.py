@@ -216,6 +216,7 @@ class CalibrationCampaign:
                 target(img_folder, images, materialize(images, img_folder, {}))
             except Exception:  # noqa: BLE001  (an image folder for a non-image model: the error path warms too)
                 pass
+        self.sup.rebase()
 
     def run(self, case: Case) -> Outcome:
         self.n += 1
@@ -273,7 +274,7 @@ def main(argv=None) -> int:
     fuzz = CalibrationCampaign(args.wall)
     cases = fuzz.cases(args.seed, args.cases)
     campaign = _DictCampaign("calibration", args.seed, fuzz.sup, fuzz.run)
-    run_cases(campaign, cases, fuzz.run)
+    run_cases(campaign, cases, fuzz.run, minutes=args.minutes)
     print(campaign.summary())
     command = "nice -n 19 python bench/fuzz/fuzz_calibration.py " + " ".join(
         argv if argv is not None else sys.argv[1:])

@@ -207,6 +207,7 @@ class EngineCampaign:
             folder = self.work / f"warm-{base}"
             folder.mkdir()
             target(folder, self.materialize(Case("header", [], base), folder), base)
+        self.sup.rebase()
 
     def materialize(self, case: Case, folder: Path) -> Path:
         path = folder / "model.engine"
@@ -278,7 +279,7 @@ def main(argv=None) -> int:
     fuzz = EngineCampaign(args.wall)
     cases = fuzz.cases(args.seed, args.cases)
     campaign = Campaign("engine", args.seed, fuzz.sup, fuzz.run)
-    run_cases(campaign, cases, fuzz.run)
+    run_cases(campaign, cases, fuzz.run, minutes=args.minutes)
     print(campaign.summary())
     command = "nice -n 19 python bench/fuzz/fuzz_engine.py " + " ".join(argv if argv is not None else sys.argv[1:])
     campaign.write(args.out, command, notes=NOTES)

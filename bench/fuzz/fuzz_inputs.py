@@ -189,7 +189,7 @@ class InputsCampaign:
             base = SESSIONS[name][0]
             for batch in (1, 2):
                 session.run(None, models.feeds_for(base, rng, batch=batch if base != "conv" else 1))
-        self.sup.base_rss = max(self.sup.base_rss, _rss_self())
+        self.sup.rebase()
 
     def run(self, case: Case) -> Outcome:
         recipe = case.recipe
@@ -206,12 +206,6 @@ class InputsCampaign:
 
 def _fix(recipe: dict) -> dict:
     return {k: listify(v) for k, v in recipe.items()}
-
-
-def _rss_self() -> int:
-    import resource
-
-    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
 
 
 class _FeedCampaign(Campaign):
@@ -249,7 +243,7 @@ def main(argv=None) -> int:
     fuzz = InputsCampaign(args.wall)
     cases = fuzz.cases(args.seed, args.cases)
     campaign = _FeedCampaign("inputs", args.seed, fuzz.sup, fuzz.run)
-    run_cases(campaign, cases, fuzz.run)
+    run_cases(campaign, cases, fuzz.run, minutes=args.minutes)
     print(campaign.summary())
     command = "nice -n 19 python bench/fuzz/fuzz_inputs.py " + " ".join(argv if argv is not None else sys.argv[1:])
     campaign.write(args.out, command, notes=NOTES)

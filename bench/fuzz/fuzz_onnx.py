@@ -398,6 +398,7 @@ class OnnxCampaign:
             folder = self.work / f"warm-{base}"
             folder.mkdir()
             target(folder, materialize(Case("structure", [], base), folder))
+        self.sup.rebase()
 
     def run(self, case: Case):
         self.n += 1
@@ -440,7 +441,7 @@ def main(argv=None) -> int:
     fuzz = OnnxCampaign(args.wall)
     cases = fuzz.cases(args.seed, args.cases)
     campaign = Campaign("onnx", args.seed, fuzz.sup, fuzz.run)
-    run_cases(campaign, cases, fuzz.run)
+    run_cases(campaign, cases, fuzz.run, minutes=args.minutes)
     print(campaign.summary())
     command = "nice -n 19 python bench/fuzz/fuzz_onnx.py " + " ".join(argv if argv is not None else sys.argv[1:])
     campaign.write(args.out, command, notes=NOTES)

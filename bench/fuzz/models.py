@@ -65,7 +65,7 @@ def conv() -> onnx.ModelProto:
 
 
 def control() -> onnx.ModelProto:
-    """x[N,4]: If (sum > 0: Relu(x), else: Neg(x)), then a Loop adding 1 three times, and a Scan summing rows."""
+    """x[N,4]: If (sum > 0: Relu(x), else: Neg(x)), then a Loop adding 1 N times, and a Scan summing rows."""
     f = TensorProto.FLOAT
     then_g = helper.make_graph([helper.make_node("Relu", ["x"], ["t"], name="then_relu")], "then", [],
                                [helper.make_tensor_value_info("t", f, ["N", 4])])
@@ -86,7 +86,9 @@ def control() -> onnx.ModelProto:
         "scan_body",
         [helper.make_tensor_value_info("acc_in", f, [4]), helper.make_tensor_value_info("row", f, [4])],
         [helper.make_tensor_value_info("acc_out", f, [4]), helper.make_tensor_value_info("row_out", f, [4])])
-    inits = [numpy_helper.from_array(np.array(3, np.int64), "trips"),
+    # the trip count is the batch size, not a weight: a tampered weight must not turn the model into one that asks
+    # for 2^18 iterations (that is work the model asks for, not a hang of greenrt's)
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "first"),
              numpy_helper.from_array(np.array(True), "keep_going"),
              numpy_helper.from_array(np.float32(1.0).reshape(()), "one"),
              numpy_helper.from_array(np.zeros(4, np.float32), "acc0"),
@@ -95,6 +97,8 @@ def control() -> onnx.ModelProto:
         helper.make_node("ReduceSum", ["x"], ["s"], name="sum", keepdims=0),
         helper.make_node("Greater", ["s", "zero"], ["positive"], name="positive"),
         helper.make_node("If", ["positive"], ["y"], name="branch", then_branch=then_g, else_branch=else_g),
+        helper.make_node("Shape", ["x"], ["x_shape"], name="x_shape"),
+        helper.make_node("Gather", ["x_shape", "first"], ["trips"], name="batch", axis=0),
         helper.make_node("Loop", ["trips", "keep_going", "y"], ["looped"], name="loop", body=body),
         helper.make_node("Scan", ["acc0", "x"], ["total", "rows"], name="scan", body=scan_body, num_scan_inputs=1),
     ]

@@ -9,7 +9,7 @@ Outcomes (issue 13): ``ok`` (a result) and ``clean-error`` (a GreenrtError with 
 allowed; everything else is a finding: ``crash`` (the child died of a signal), ``hang`` (past the wall limit, killed),
 ``memory`` (past the memory limit: MemoryError, torch's allocator failing, or the child's resident memory growing
 past the limit, killed), ``traceback`` (any other exception escaping the API), ``unclear-error`` (a GreenrtError
-with an empty message), ``outside-read`` (the child opened a file outside the case's folder and the installed
+with an empty message, or one calling itself an internal error), ``outside-read`` (the child opened a file outside the case's folder and the installed
 packages: an audit hook on "open"), ``code-exec`` (pickle, exec/compile of code from a string, a shell or a new
 process in the child: audit hooks).
 
@@ -33,8 +33,6 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread: no OpenMP pool to break across fork, 2-core machine
-
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
@@ -44,8 +42,6 @@ import torch  # noqa: E402
 
 import greenrt  # noqa: E402
 from greenrt.errors import GreenrtError  # noqa: E402
-
-torch.set_num_threads(1)
 
 ALLOWED = ("ok", "clean-error")
 FINDINGS = ("crash", "hang", "memory", "traceback", "unclear-error", "outside-read", "code-exec")
@@ -68,6 +64,7 @@ class Outcome:
     where: str | None = None  # the innermost greenrt (else any) frame the exception came from: "file.py:func"
     events: list[str] = dataclasses.field(default_factory=list)  # the audit events behind outside-read / code-exec
     seconds: float = 0.0
+    trace: list[str] = dataclasses.field(default_factory=list)  # the innermost frames, "file.py:line func"
 
     @property
     def finding(self) -> bool:
@@ -134,12 +131,20 @@ def _install_audit(folder: Path, seen: list[str]) -> None:
 
 
 def _classify(exc: BaseException) -> Outcome:
+    outcome = _kind(exc)
+    outcome.trace = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)[-6:]]
+    return outcome
+
+
+def _kind(exc: BaseException) -> Outcome:
     message = str(exc)
     where = _where(exc)
     if isinstance(exc, MemoryError) or any(s in message for s in _ALLOC_FAILURES):
         return Outcome("memory", type(exc).__name__, message, where)
     if isinstance(exc, GreenrtError):
-        kind = "clean-error" if message.strip() else "unclear-error"
+        # a message that blames greenrt ("internal error ... please report it") does not name the user's problem
+        clear = message.strip() and "internal error" not in message
+        kind = "clean-error" if clear else "unclear-error"
         return Outcome(kind, type(exc).__name__, message, where)
     return Outcome("traceback", type(exc).__name__, message, where)
 
@@ -182,7 +187,18 @@ class Supervisor:
 
     def __init__(self, wall_s: float = WALL_S, memory: int = MEMORY_BYTES):
         self.wall_s, self.memory = wall_s, memory
+        # one torch thread: no OpenMP pool to break across fork, and one core each on a 2-core machine
+        self.previous_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         self.base_rss = _rss(os.getpid())
+
+    def rebase(self) -> None:
+        """Measure the warm process again (after a campaign's warm-up): the memory limit is on top of it."""
+        self.base_rss = _rss(os.getpid())
+
+    def close(self) -> None:
+        """This process's torch threads as they were (a campaign run inside a test session)."""
+        torch.set_num_threads(self.previous_threads)
 
     def run(self, fn: Callable, *args: Any, folder: Path) -> Outcome:
         read_fd, write_fd = os.pipe()
@@ -298,7 +314,7 @@ class Campaign:
         self.findings[outcome.signature] = {
             "kind": outcome.kind, "family": case.family, "base": case.base, "count": 1,
             "error_type": outcome.error_type, "where": outcome.where, "message": _clip(outcome.message),
-            "events": outcome.events[:5], "recipe": jsonable(small), "recipe_ops_before_minimizing": len(case.recipe),
+            "events": outcome.events[:5], "trace": outcome.trace, "recipe": jsonable(small), "recipe_ops_before_minimizing": len(case.recipe),
             "reproduces": again.signature == outcome.signature}
 
     def summary(self) -> str:
@@ -371,18 +387,27 @@ def campaign_args(description: str, default_out: str):
     ap.add_argument("--cases", type=int, default=200, help="how many cases to run")
     ap.add_argument("--out", default=default_out, help="results file (greenrt-results/1)")
     ap.add_argument("--wall", type=float, default=WALL_S, help="seconds a case may take before it counts as a hang")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="stop after this many minutes even if cases are left (the results say how many ran)")
     return ap
 
 
-def run_cases(campaign: "Campaign", cases: list[Case], run: Callable[[Case], Outcome], quiet: bool = False) -> None:
-    """Each case through ``run`` (which forks it), counted; a rich progress bar unless ``quiet``."""
+def run_cases(campaign: "Campaign", cases: list[Case], run: Callable[[Case], Outcome], quiet: bool = False,
+              minutes: float | None = None) -> None:
+    """Each case through ``run`` (which forks it), counted, until the cases or ``minutes`` run out; a rich progress
+    bar unless ``quiet``."""
+    deadline = None if minutes is None else time.perf_counter() + 60 * minutes
     if quiet:
         for case in cases:
+            if deadline is not None and time.perf_counter() > deadline:
+                break
             campaign.record(case, run(case))
         return
     with progress_bar(len(cases), f"fuzz {campaign.name}") as bar:
         task = bar.add_task(campaign.name, total=len(cases), status="")
         for case in cases:
+            if deadline is not None and time.perf_counter() > deadline:
+                break
             campaign.record(case, run(case))
             findings = len(campaign.findings)
             bar.update(task, advance=1, status=f"{findings} finding{'s' * (findings != 1)}")
