@@ -384,3 +384,35 @@ def test_smoothing_moves_an_activation_outlier_channel_into_the_weights(tmp_path
         BuildConfig(int8=True, calib="c.npz", smooth=2.0).validate()
     assert main(["build", str(tmp_path / "mm.onnx"), "--int8", "--calib", str(tmp_path / "cal.npz"), "--smooth",
                  "x"]) == 2
+
+
+def test_int8_passes_through_max_pooling_in_its_type_and_scale(tmp_path):
+    """ResNet's stem: conv + ReLU -> MaxPool -> conv. The stem hands UINT8 through the MaxPool to the next conv (no
+    float tensor, no QuantizeLinear between them), and the result still agrees with onnxruntime fp32."""
+    w1 = numpy_helper.from_array(R.standard_normal((16, 3, 3, 3)).astype(np.float32) * 0.3, "w1")
+    b1 = numpy_helper.from_array(R.standard_normal(16).astype(np.float32) * 0.1, "b1")
+    w2 = numpy_helper.from_array(R.standard_normal((8, 16, 3, 3)).astype(np.float32) * 0.1, "w2")
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="stem"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu"),
+             helper.make_node("MaxPool", ["r1"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                              name="pool"),
+             helper.make_node("Conv", ["p", "w2"], ["y"], pads=[1, 1, 1, 1], name="conv")]
+    graph = helper.make_graph(nodes, "stem", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 8, 8])], [w1, b1, w2])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "stem.onnx")
+    np.savez(tmp_path / "c.npz", x=R.standard_normal((64, 3, 16, 16)).astype(np.float32))
+    header = build_engine(tmp_path / "stem.onnx", tmp_path / "stem.engine", BuildConfig(
+        device="cpu", profiles=[parse_profile("x:1x3x16x16/8x3x16x16/16x3x16x16")], int8=True,
+        calib=str(tmp_path / "c.npz")), log=lambda m: None)
+    assert header["report"]["int8"]["passed_through"] == 1
+    steps = read_engine(tmp_path / "stem.engine").plan.steps
+    assert [s.op_type for s in steps] == ["QuantizeLinear", "QConv", "MaxPool", "QConv"]
+    stem, conv = steps[1], steps[3]
+    assert stem.attrs["out_dtype"] == 2 and conv.attrs["x_scale"] == pytest.approx(stem.attrs["y_scale"])
+    x = R.standard_normal((16, 3, 16, 16)).astype(np.float32)
+    ours = greenrt.InferenceSession(tmp_path / "stem.engine").run(None, {"x": x})[0]
+    ref = run_onnxruntime(str(tmp_path / "stem.onnx"), {"x": x})[0]
+    rel = float(np.abs(ours - ref).mean() / np.abs(ref).mean())
+    assert 1e-4 < rel < 3e-2, rel

@@ -62,6 +62,10 @@ _KEEPS_SIGN = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "
                "Squeeze", "Unsqueeze", "Identity", "Slice", "Gather", "Resize", "Upsample", "SpaceToDepth",
                "DepthToSpace", "ReduceMax", "ReduceMean"}
 _NON_NEGATIVE_ACTIVATIONS = {"Relu", "Sigmoid", "HardSigmoid"}
+# ops that take an INT8 / UINT8 tensor and hand it on in the same type and scale (max commutes with the monotonic
+# quantization): an INT8 layer before them hands INT8 through them to the INT8 layers after (ResNet's stem ->
+# MaxPool -> layer1), instead of float out, the op in float, and a QuantizeLinear
+_INT8_PASS_THROUGH = {"MaxPool"}
 
 
 def _activation_non_negative(name: str, params) -> bool:
@@ -111,6 +115,7 @@ class Int8Report:
     quantize_inserted: int = 0
     bias_corrected: int = 0
     smoothed: int = 0  # tensors quantized as x / s (SmoothQuant)
+    passed_through: int = 0  # outputs of ops that hand an INT8 tensor on in its type (MaxPool)
 
     @property
     def quantized(self) -> list[LayerInt8]:
@@ -124,6 +129,7 @@ class Int8Report:
         return {"int8_layers": len(self.quantized), "int8_outputs": sum(x.out == "int8" for x in self.quantized),
                 "float_layers": len(self.kept), "quantize_inserted": self.quantize_inserted,
                 "bias_corrected": self.bias_corrected, "smoothed": self.smoothed,
+                "passed_through": self.passed_through,
                 "kept_float": [{"node": x.node, "op_type": x.op_type, "reason": x.reason} for x in self.kept],
                 "layers": [{"node": x.node, "op_type": x.op_type, "precision": x.precision, "out": x.out}
                            for x in self.layers]}
@@ -132,7 +138,8 @@ class Int8Report:
         q = self.quantized
         lines = [f"int8: {len(q)} layer(s) INT8 ({sum(x.out == 'int8' for x in q)} hand INT8 to INT8 readers), "
                  f"{len(self.kept)} kept float, {self.quantize_inserted} QuantizeLinear inserted, "
-                 f"{self.bias_corrected} bias(es) corrected"]
+                 f"{self.bias_corrected} bias(es) corrected"
+                 + (f", INT8 through {self.passed_through} pooling op(s)" if self.passed_through else "")]
         lines += [f"  {x.node or '<unnamed>'} ({x.op_type}): float - {x.reason}" for x in self.kept[:20]]
         if len(self.kept) > 20:
             lines.append(f"  ... and {len(self.kept) - 20} more (inspect the engine's report)")
@@ -354,6 +361,17 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         layer = layers.get(id(node))
         return layer is not None and (index == 0 or (layer.kind == "conv" and index == 3))
 
+    def int8_use(node: ir.Node, index: int, depth: int = 0) -> bool:
+        """An INT8 layer's input, or a pass-through op whose output only INT8 layers read."""
+        if int8_reader(node, index):
+            return True
+        if node.op_type not in _INT8_PASS_THROUGH or node.domain not in ("", "ai.onnx") or index != 0 \
+                or len(node.outputs) != 1 or depth > 4:
+            return False
+        out = node.outputs[0]
+        uses = list(out.uses())
+        return bool(uses) and not out.is_graph_output() and all(int8_use(n, i, depth + 1) for n, i in uses)
+
     smoothed: dict[str, np.ndarray] = {}
     if smooth is not None and channel_amax and graph.opset_imports.get("", 0) >= 13:  # per-axis QuantizeLinear
         smoothed = _smoothing(list(layers.values()), channel_amax, smooth)
@@ -368,7 +386,19 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         uses = list(out.uses())
         # a smoothed tensor is quantized per channel of x (x / s): its producer hands it on in float
         layer.int8_out = (bool(uses) and not out.is_graph_output() and ranges.get(out.name or "", 0.0) > 0
-                          and out.name not in smoothed and all(int8_reader(n, i) for n, i in uses))
+                          and out.name not in smoothed and all(int8_use(n, i) for n, i in uses))
+    # the outputs of pass-through ops on an INT8 layer's output: INT8 too, in its scale and type
+    passed: dict[str, tuple[ir.Value, str]] = {}  # output name -> (value, the INT8 layer output it carries)
+    for layer in layers.values():
+        if not layer.int8_out:
+            continue
+        todo = [(n, layer.node.outputs[0].name) for n, _ in layer.node.outputs[0].uses()]
+        while todo:
+            n, source = todo.pop()
+            if n.op_type in _INT8_PASS_THROUGH and id(n) not in layers and n.outputs[0].name not in passed:
+                passed[n.outputs[0].name] = (n.outputs[0], source)
+                ranges[n.outputs[0].name] = ranges[source]
+                todo += [(m, source) for m, _ in n.outputs[0].uses()]
 
     quantized: dict[int, ir.Value] = {}  # id(float value) -> its QuantizeLinear output
     # the tensors INT8 layers read or hand on, where they cannot be negative: UINT8 (module doc)
@@ -380,6 +410,12 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         if layer.kind == "conv" and len(layer.node.inputs) > 3 and layer.node.inputs[3] is not None \
                 and non_negative(layer.node.inputs[3]):
             unsigned_values.add(layer.node.inputs[3].name)
+
+    for name, (_, source) in passed.items():  # a pass-through op hands on its input's type
+        if source in unsigned_values:
+            unsigned_values.add(name)
+        else:
+            unsigned_values.discard(name)
 
     def scale_of(value: ir.Value) -> float:
         return float(ranges[value.name] / (UMAX if value.name in unsigned_values else QMAX))
@@ -413,7 +449,7 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         return quantized[id(value)]
 
     # by name: a rewritten producer's output keeps its name (replace_node) but is a new value of a new node
-    int8_values = {layer.node.outputs[0].name for layer in layers.values() if layer.int8_out}
+    int8_values = {layer.node.outputs[0].name for layer in layers.values() if layer.int8_out} | set(passed)
 
     def int8_producer(value: ir.Value) -> bool:
         return value.name in int8_values
@@ -470,6 +506,9 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         if layer.int8_out:
             new.outputs[0].type = ir.TensorType(int_type(new.outputs[0]))
         report.layers.append(LayerInt8(name, node.op_type, "int8", out="int8" if layer.int8_out else "float"))
+    for value, _ in passed.values():
+        value.type = ir.TensorType(int_type(value))
+        report.passed_through += 1
     for node in list(graph):  # embedding tables: INT8 rows, one scale each (no calibration needed)
         table = _embedding_table(node)
         if table is None:
