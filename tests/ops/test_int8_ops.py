@@ -129,3 +129,25 @@ def test_qgather_is_gather_of_the_dequantized_table():
                           TensorProto.FLOAT)
     got = QGather(torch.from_numpy(table), torch.from_numpy(scale), torch.from_numpy(idx)).numpy()
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8])
+def test_max_pool_of_8_bit_integers_is_onnx_maxpool(device, dtype):
+    """The INT8 engines hand 8-bit tensors through MaxPool (precision/int8.py): the same values as onnx.reference,
+    in the same type, on the CPU and on the GPU (computed there in float16, exact for 8-bit integers)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a GPU")
+    from greenrt.ops.pool import MaxPool
+
+    low, high = (0, 256) if dtype == torch.uint8 else (-128, 128)
+    x = torch.randint(low, high, (2, 4, 9, 9), generator=torch.Generator().manual_seed(4), dtype=dtype)
+    attrs = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    got = MaxPool(x.to(device), **attrs)
+    node = helper.make_node("MaxPool", ["x"], ["y"], **attrs)
+    onnx_type = TensorProto.UINT8 if dtype == torch.uint8 else TensorProto.INT8
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", onnx_type, None)],
+                              [helper.make_tensor_value_info("y", onnx_type, None)])
+    want = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).run(
+        None, {"x": x.numpy()})[0]
+    assert got.dtype == dtype and np.array_equal(got.cpu().numpy(), want) and int(np.abs(want).max()) > 0
