@@ -110,7 +110,7 @@ def test_epilogue_bias_residual_activation_and_int8_output():
 
 def test_float_inputs_and_bad_scales_are_refused_with_the_tensor_named():
     w = torch.from_numpy(_ints((4, 4, 1, 1), np.int8))
-    with pytest.raises(TypeError, match="QConv's input X must be int8 or uint8"):
+    with pytest.raises(TypeError, match="QConv's input X must be int8, uint8 or float8e4m3fn"):
         QConv(torch.randn(1, 4, 2, 2), w, torch.ones(4), x_scale=1.0)
     x = torch.from_numpy(_ints((1, 4, 2, 2), np.int8))
     with pytest.raises(ValueError, match="y_scale > 0"):
@@ -151,3 +151,32 @@ def test_max_pool_of_8_bit_integers_is_onnx_maxpool(device, dtype):
     want = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).run(
         None, {"x": x.numpy()})[0]
     assert got.dtype == dtype and np.array_equal(got.cpu().numpy(), want) and int(np.abs(want).max()) > 0
+
+
+def test_fp8_layers_are_the_float64_sums_of_their_float8_products():
+    """QConv / QMatMul on float8 e4m3 inputs and weights (--fp8): every product of two e4m3 values is exact in float64
+    and so is their sum at these sizes, so the layer is dequantize -> float64 conv/GEMM -> the float32 epilogue ->
+    float8 out (nearest even, saturated at 448), computed here by hand."""
+    from greenrt.ops.int8 import FLOAT8E4M3FN
+
+    g = torch.Generator().manual_seed(8)
+    x = (torch.randn(2, 8, 6, 6, generator=g) * 100).to(torch.float8_e4m3fn)
+    w = (torch.randn(4, 8, 3, 3, generator=g) * 100).to(torch.float8_e4m3fn)
+    w_scale = torch.rand(4, generator=g) * 1e-3 + 1e-4
+    b = torch.randn(4, generator=g)
+    y = QConv(x, w, w_scale, b, x_scale=0.01, pads=[1, 1, 1, 1], activation="Relu", out_dtype=FLOAT8E4M3FN,
+              y_scale=0.004)
+    acc = torch.nn.functional.conv2d(x.double(), w.double(), padding=1)
+    s = torch.tensor(0.01, dtype=torch.float32) * w_scale
+    want = torch.relu(acc.float() * s.reshape(1, -1, 1, 1) + b.reshape(1, -1, 1, 1))
+    want = (want * torch.tensor(1 / 0.004, dtype=torch.float32)).clamp(-448, 448).to(torch.float8_e4m3fn)
+    assert y.dtype == torch.float8_e4m3fn and torch.equal(y.float(), want.float())
+    assert float(want.float().abs().max()) > 1 and bool((want.float() == 448).any())  # saturation reached
+
+    a = (torch.randn(5, 16, generator=g) * 50).to(torch.float8_e4m3fn)
+    wm = (torch.randn(6, 16, generator=g) * 50).to(torch.float8_e4m3fn)
+    ym = QMatMul(a, wm, w_scale[:1].expand(6).contiguous(), a_scale=0.05, trans_w=1, out_dtype=FLOAT)
+    wantm = (a.double() @ wm.double().t()).float() * (torch.tensor(0.05, dtype=torch.float32) * w_scale[0])
+    assert torch.equal(ym, wantm)
+    with pytest.raises(TypeError, match="float8e4m3fn weight"):
+        QMatMul(a, torch.ones(16, 6, dtype=torch.int8), w_scale[:1], a_scale=0.05)

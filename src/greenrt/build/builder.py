@@ -252,7 +252,8 @@ def _quantize_int8(model_path, model, config: BuildConfig, log, progress, ref_ru
                 for name in search.kept_float}
     else:
         keep = {}
-    quantized = quantize_int8(model, calibration.ranges, rules, keep, means, calibration.channel_amax, smooth)
+    quantized = quantize_int8(model, calibration.ranges, rules, keep, means, calibration.channel_amax, smooth,
+                              fmt=config.quant_format)
     log(quantized.summary())
     return quantized.to_json() | out | {"calibration": {
         "method": calibration.method, "settings": calibration.settings, "samples": calibration.samples,
@@ -272,6 +273,7 @@ class _Trials:
                  purpose: str):
         from .calibration import open_calibration_data
 
+        self.fmt = config.quant_format
         self.data = config.accuracy_data or config.calib
         if not self.data:
             raise GreenrtError(f"{purpose} measures trial engines on data: give --accuracy-data DATA (or --calib "
@@ -299,7 +301,8 @@ class _Trials:
         from ..precision.int8 import quantize_int8
 
         c = self.calibration
-        return quantize_int8(model, c.ranges, self.rules, keep, self.means, c.channel_amax, smooth)
+        return quantize_int8(model, c.ranges, self.rules, keep, self.means, c.channel_amax, smooth,
+                             fmt=self.fmt)
 
     def run(self, keep: dict[str, str] | None, smooth: float | None, n: int | None = None) -> tuple[list, float]:
         """The trial engine's first output on the first ``n`` tuning batches, and its mean |error| relative to the

@@ -34,6 +34,7 @@ class BuildConfig:
     timing_cache: str | None = None  # JSON file of tactic timings: read (a hit times nothing) and updated
     # INT8 (precision/int8.py): convs and GEMMs in INT8 from a calibration, the rest in ``precision``
     int8: bool = False
+    fp8: bool = False  # the same pipeline with float8 e4m3 layers instead of INT8 (Hopper); implies int8
     calib: str | None = None  # calibration data: .npz file(s), an image folder or module:function
     calib_method: str = DEFAULT_CALIB_METHOD
     percentile: float = DEFAULT_PERCENTILE
@@ -46,6 +47,14 @@ class BuildConfig:
     max_accuracy_drop: float | None = None  # INT8: keep layers float until the metric's drop is within this
     metric: str = "top1-agreement"  # top1-agreement | kl | cosine | module:function (build/int8_search.py)
     accuracy_data: str | None = None  # the tuning data the search measures on (default: the calibration data)
+
+    def __post_init__(self):
+        if self.fp8:  # the quantized build's pipeline (calibration, search, smoothing) with another format
+            self.int8 = True
+
+    @property
+    def quant_format(self) -> str:
+        return "fp8" if self.fp8 else "int8"
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -109,7 +118,7 @@ def build_command(model_path, config: BuildConfig) -> str:
     if config.precision != "fp32":
         parts.append(f"--{config.precision}")
     if config.int8:
-        parts.append("--int8")
+        parts.append("--fp8" if config.fp8 else "--int8")
         if config.calib:
             parts += ["--calib", str(config.calib)]
         if config.calib_method != DEFAULT_CALIB_METHOD:

@@ -31,20 +31,34 @@ import torch
 from ..onnx.dtypes import to_torch_dtype
 from .conv import _conv_nd
 from .fused import _activation
-from .quantization import _saturate_int, _shifted
+from .quantization import _saturate_int, _shifted, _to_float8
 from .registry import op
 from .tactics import tactic
 
 GREENRT = "greenrt"
-FLOAT, UINT8, INT8, INT32, FLOAT16 = 1, 2, 3, 6, 10
+FLOAT, UINT8, INT8, INT32, FLOAT16, FLOAT8E4M3FN = 1, 2, 3, 6, 10, 17
 INTEGER_OUT = (INT8, UINT8)
+FP8_MAX = 448.0  # float8 e4m3fn's largest finite value
 # the largest reduction length whose int32 accumulator cannot overflow for any uint8/int8 inputs
 MAX_EXACT_K = (2**31 - 1) // (255 * 255)
 
 
-def _check_integer(name: str, t: torch.Tensor) -> None:
-    if t.dtype not in (torch.int8, torch.uint8):
-        raise TypeError(f"{name} must be int8 or uint8 (a quantized tensor), got {str(t.dtype).removeprefix('torch.')}")
+def _check_integer(name: str, t: torch.Tensor, fp8: bool = False) -> None:
+    allowed = (torch.int8, torch.uint8) + ((torch.float8_e4m3fn,) if fp8 else ())
+    if t.dtype not in allowed:
+        kinds = "int8, uint8 or float8e4m3fn" if fp8 else "int8 or uint8"
+        raise TypeError(f"{name} must be {kinds} (a quantized tensor), got {str(t.dtype).removeprefix('torch.')}")
+
+
+def _check_fp8_pair(op: str, x: torch.Tensor, w: torch.Tensor, x_zero_point, w_zero_point) -> None:
+    """FP8 layers: float8 input and weight together, no zero points (float8 is symmetric)."""
+    fp8 = [t.dtype == torch.float8_e4m3fn for t in (x, w)]
+    if any(fp8) and not all(fp8):
+        raise TypeError(f"{op}: a float8e4m3fn input needs a float8e4m3fn weight and the other way round, got "
+                        f"{str(x.dtype).removeprefix('torch.')} and {str(w.dtype).removeprefix('torch.')}")
+    if all(fp8) and (w_zero_point is not None or (x_zero_point is not None and not isinstance(x_zero_point, torch.Tensor)
+                                                   and x_zero_point != 0)):
+        raise ValueError(f"{op}: float8 layers take no zero points")
 
 
 def _channel_shape(c_axis: int, rank: int) -> list[int]:
@@ -72,11 +86,16 @@ def epilogue(acc: torch.Tensor, c_axis: int, x_scale, w_scale: torch.Tensor, b, 
     if b is not None:
         y = y + b.to(torch.float32).reshape(shape)
     if z is not None:
-        if z.is_floating_point():
+        if z.is_floating_point() and z.dtype != torch.float8_e4m3fn:  # a float residual; float8 is a quantized one
             y = y + z.to(torch.float32)
         else:
             y = y + (z.to(torch.float32) - float(z_zero_point)) * float(z_scale)
     y = _activation(activation, list(activation_params))(y)
+    if out_dtype == FLOAT8E4M3FN:
+        if not y_scale > 0:
+            raise ValueError(f"a float8 output (out_dtype {out_dtype}) needs y_scale > 0, got {y_scale}")
+        inv = torch.tensor(1.0 / y_scale, dtype=torch.float32, device=y.device)
+        return _to_float8(y * inv, torch.float8_e4m3fn, True)  # round to nearest even, saturated to +-448
     if out_dtype in INTEGER_OUT:
         if not y_scale > 0:
             raise ValueError(f"an integer output (out_dtype {out_dtype}) needs y_scale > 0, got {y_scale}")
@@ -103,8 +122,9 @@ def _runtime_qparams(name: str, scale_attr: float, zp_attr: int, scale_t, zp_t):
 def _common(x_scale, w_scale, out_dtype, y_scale):
     if not isinstance(x_scale, torch.Tensor) and not x_scale > 0:
         raise ValueError(f"x_scale must be > 0 (an attribute or the X_scale input), got {x_scale}")
-    if out_dtype not in (FLOAT, FLOAT16, INT8, UINT8, INT32):
-        raise ValueError(f"out_dtype {out_dtype}: expected FLOAT (1), FLOAT16 (10), INT8 (3), UINT8 (2) or INT32 (6)")
+    if out_dtype not in (FLOAT, FLOAT16, INT8, UINT8, INT32, FLOAT8E4M3FN):
+        raise ValueError(f"out_dtype {out_dtype}: expected FLOAT (1), FLOAT16 (10), INT8 (3), UINT8 (2), INT32 (6) or "
+                         "FLOAT8E4M3FN (17)")
     if w_scale.numel() and not bool((w_scale > 0).all()):
         raise ValueError("W_scale must be > 0 everywhere")
 
@@ -114,7 +134,7 @@ def _exact_in_float32(x: torch.Tensor, x_zero_point, w_shifted: torch.Tensor, re
     integer): |x - zp| at most its type's reach, times the largest per-output sum of |w|, below 2**24. CPU only:
     there the conv and GEMM kernels multiply and add directly; GPU libraries may pick TF32 or Winograd/FFT
     algorithms, so the GPU keeps float64."""
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or x.dtype.is_floating_point:  # float8 products: exact in float64, not float32
         return False
     if x_zero_point is None or isinstance(x_zero_point, (int, float)):
         zp = float(x_zero_point or 0)
@@ -159,8 +179,9 @@ def QConv(x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t=None, x_ze
           x_zero_point=0, y_scale=0.0, y_zero_point=0, out_dtype=FLOAT, z_scale=0.0, z_zero_point=0, activation="",
           activation_params=(), auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
           strides=None):
-    _check_integer("QConv's input X", x)
-    _check_integer("QConv's weight W", w)
+    _check_integer("QConv's input X", x, fp8=True)
+    _check_integer("QConv's weight W", w, fp8=True)
+    _check_fp8_pair("QConv", x, w, x_zero_point, w_zero_point)
     x_scale, x_zero_point = _runtime_qparams("X", x_scale, x_zero_point, x_scale_t, x_zero_point_t)
     _common(x_scale, w_scale, out_dtype, y_scale)
     acc = conv_accumulator(x, w, x_zero_point, w_zero_point, auto_pad=auto_pad, dilations=dilations, group=group,
@@ -178,8 +199,9 @@ tactic(GREENRT, "QConv", "reference", doc="greenrt's exact INT8 reference (integ
 def QMatMul(a, w, w_scale, b=None, z=None, w_zero_point=None, a_scale_t=None, a_zero_point_t=None, *, a_scale=0.0,
             a_zero_point=0, y_scale=0.0, y_zero_point=0, out_dtype=FLOAT, z_scale=0.0, z_zero_point=0, activation="",
             activation_params=(), trans_w=0):
-    _check_integer("QMatMul's input A", a)
-    _check_integer("QMatMul's weight W", w)
+    _check_integer("QMatMul's input A", a, fp8=True)
+    _check_integer("QMatMul's weight W", w, fp8=True)
+    _check_fp8_pair("QMatMul", a, w, a_zero_point, w_zero_point)
     a_scale, a_zero_point = _runtime_qparams("A", a_scale, a_zero_point, a_scale_t, a_zero_point_t)
     _common(a_scale, w_scale, out_dtype, y_scale)
     acc = matmul_accumulator(a, w, a_zero_point, w_zero_point, trans_w)

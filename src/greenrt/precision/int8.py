@@ -50,13 +50,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
-from ..ops.int8 import FLOAT, MAX_EXACT_K
+from ..ops.int8 import FLOAT, FP8_MAX, MAX_EXACT_K
 from ..ops.registry import canonical_domain
 from ..passes.base import GREENRT_DOMAIN, add_initializer, attr, const_array, replace_node
 from .policy import matches
 
 QMAX = 127.0
 UMAX = 255.0
+FORMATS = ("int8", "fp8")  # the quantized layers' format: INT8, or float8 e4m3 (--fp8, Hopper's FP8 tensor cores)
 # ops whose output is >= 0 wherever their (first) data input is: pooling, reshaping, picking
 _KEEPS_SIGN = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Flatten", "Reshape", "Transpose",
                "Squeeze", "Unsqueeze", "Identity", "Slice", "Gather", "Resize", "Upsample", "SpaceToDepth",
@@ -115,6 +116,7 @@ class Int8Report:
     quantize_inserted: int = 0
     bias_corrected: int = 0
     smoothed: int = 0  # tensors quantized as x / s (SmoothQuant)
+    format: str = "int8"  # "fp8": the quantized layers are float8 e4m3 (their report lines still say "int8")
     passed_through: int = 0  # outputs of ops that hand an INT8 tensor on in its type (MaxPool)
 
     @property
@@ -126,7 +128,7 @@ class Int8Report:
         return [x for x in self.layers if x.precision != "int8"]
 
     def to_json(self) -> dict:
-        return {"int8_layers": len(self.quantized), "int8_outputs": sum(x.out == "int8" for x in self.quantized),
+        return {"format": self.format, "int8_layers": len(self.quantized), "int8_outputs": sum(x.out == "int8" for x in self.quantized),
                 "float_layers": len(self.kept), "quantize_inserted": self.quantize_inserted,
                 "bias_corrected": self.bias_corrected, "smoothed": self.smoothed,
                 "passed_through": self.passed_through,
@@ -136,7 +138,9 @@ class Int8Report:
 
     def summary(self) -> str:
         q = self.quantized
-        lines = [f"int8: {len(q)} layer(s) INT8 ({sum(x.out == 'int8' for x in q)} hand INT8 to INT8 readers), "
+        kind = self.format.upper()
+        lines = [f"{self.format}: {len(q)} layer(s) {kind} ({sum(x.out == 'int8' for x in q)} hand {kind} to {kind} "
+                 f"readers), "
                  f"{len(self.kept)} kept float, {self.quantize_inserted} QuantizeLinear inserted, "
                  f"{self.bias_corrected} bias(es) corrected"
                  + (f", INT8 through {self.passed_through} pooling op(s)" if self.passed_through else "")]
@@ -211,15 +215,20 @@ def _embedding_table(node: ir.Node) -> np.ndarray | None:
     return table
 
 
-def _weight_scales(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel INT8 weights and their scales (float32)."""
+def _weight_scales(w: np.ndarray, axis: int, fmt: str = "int8") -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel weights and their scales (float32): INT8 in [-127, 127], or float8 e4m3 with the
+    channel's max |w| at 448 (rounded to nearest even)."""
     moved = np.moveaxis(w.astype(np.float64), axis, 0).reshape(w.shape[axis], -1)
     amax = np.abs(moved).max(axis=1)
-    scale = np.where(amax > 0, amax / QMAX, 1.0)
+    top = FP8_MAX if fmt == "fp8" else QMAX
+    scale = np.where(amax > 0, amax / top, 1.0)
     shape = [1] * w.ndim
     shape[axis] = -1
-    q = np.clip(np.rint(w / scale.reshape(shape)), -QMAX, QMAX).astype(np.int8)
-    return q, scale.astype(np.float32)
+    scaled = w / scale.reshape(shape)
+    if fmt == "fp8":
+        q = np.clip(scaled, -FP8_MAX, FP8_MAX).astype(ir.DataType.FLOAT8E4M3FN.numpy())  # nearest, ties to even
+        return q, scale.astype(np.float32)
+    return np.clip(np.rint(scaled), -QMAX, QMAX).astype(np.int8), scale.astype(np.float32)
 
 
 def _tap_coverage(node: ir.Node, kernel: tuple[int, ...]) -> np.ndarray | None:
@@ -321,15 +330,20 @@ def _kept_float(rules, keep: dict[str, str] | None, name: str, op_type: str) -> 
 def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[str, str]] = (),
                   keep: dict[str, str] | None = None,
                   channel_means: dict[str, list[float]] | None = None,
-                  channel_amax: dict[str, list[float]] | None = None, smooth: float | None = None) -> Int8Report:
+                  channel_amax: dict[str, list[float]] | None = None, smooth: float | None = None,
+                  fmt: str = "int8") -> Int8Report:
     """Rewrite ``model`` in place (see the module doc); ``ranges``: calibrated threshold per tensor name;
     ``rules``: (pattern, precision) as --layer-precision gives them, later wins; a precision other than int8 keeps
     the matching layers float; ``keep``: exact node names kept float, with the reason (the accuracy budget's);
     ``channel_means``: per-channel means of the layers' inputs (the calibration's), for bias correction (None: no
     correction); ``smooth``: SmoothQuant's alpha for the GEMMs' inputs, from ``channel_amax`` (per-channel max |x|
-    of the layers' inputs, the calibration's); None: no smoothing."""
+    of the layers' inputs, the calibration's); None: no smoothing; ``fmt``: "int8", or "fp8" for float8 e4m3
+    layers (per-tensor activation scale threshold / 448, per-channel weights, no UINT8: float8 is signed)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"quantized format {fmt!r}: expected one of {FORMATS}")
+    fp8 = fmt == "fp8"
     graph = model.graph
-    report = Int8Report()
+    report = Int8Report(format=fmt)
     channel_means = channel_means or {}
     ranges = dict(ranges)
     layers: dict[int, _Layer] = {}
@@ -417,10 +431,17 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         else:
             unsigned_values.discard(name)
 
+    if fp8:
+        unsigned_values.clear()
+
     def scale_of(value: ir.Value) -> float:
+        if fp8:
+            return float(ranges[value.name] / FP8_MAX)
         return float(ranges[value.name] / (UMAX if value.name in unsigned_values else QMAX))
 
     def int_type(value: ir.Value) -> ir.DataType:
+        if fp8:
+            return ir.DataType.FLOAT8E4M3FN
         return ir.DataType.UINT8 if value.name in unsigned_values else ir.DataType.INT8
 
     def quantize(value: ir.Value) -> ir.Value:
@@ -461,7 +482,7 @@ def quantize_int8(model: ir.Model, ranges: dict[str, float], rules: list[tuple[s
         x = node.inputs[0]
         x_scale = scale_of(x)
         x_in = x if int8_producer(x) else quantize(x)
-        w_q, w_scale = _weight_scales(layer.w, layer.w_axis)
+        w_q, w_scale = _weight_scales(layer.w, layer.w_axis, fmt)
         hint = (name or "layer").replace("/", "_")
         inputs = [x_in, add_initializer(graph, f"{hint}_w_int8", w_q),
                   add_initializer(graph, f"{hint}_w_scale", w_scale)]

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true",
                    help="convs and GEMMs in INT8 from a calibration (--calib DATA or --calib-cache FILE), the rest in "
                         "the engine precision; keep chosen layers float with --layer-precision 'NAME=fp16'")
+    p.add_argument("--fp8", action="store_true",
+                   help="as --int8, with the convs and GEMMs in float8 e4m3 (Hopper's FP8 tensor cores): the same "
+                        "calibration, per-tensor activation scales threshold / 448, per-channel weights")
     p.add_argument("--layer-precision", default="",
                    help="per-layer precision by node name or op type, wildcards: 'encoder.*.softmax=fp32,Softmax=fp32'")
     arg.add_shapes(p, profiles=True)

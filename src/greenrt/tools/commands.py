@@ -136,6 +136,7 @@ def cmd_build(args) -> int:
         opt_level=args.opt_level,
         timing_cache=args.timing_cache,
         int8=args.int8,
+        fp8=getattr(args, "fp8", False),
         calib=args.calib,
         calib_method=args.calib_method,
         percentile=args.percentile,
