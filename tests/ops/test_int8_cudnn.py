@@ -102,3 +102,33 @@ def test_off_the_gpu_only_the_reference_applies_and_a_plan_name_falls_back_to_it
     ref = QConv(x, w, s, **attrs)
     assert torch.equal(lookup("greenrt", "QConv", "cudnn-int8-p2").fn(x, w, s, **attrs), ref)
     assert int(ref.int().max()) > 0  # not a test on zeros
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("out", [FLOAT, 17], ids=["float-out", "fp8-out"])
+def test_fp8_cudnn_plans_match_the_reference_within_float32_accumulation(cudnn_available, out):
+    """--fp8 convs: float8 e4m3 in, float32 accumulation (so within float32 rounding of the float64 reference),
+    float8 out at most one step apart. Where cuDNN has no FP8 engine for a layer, no plan is offered."""
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("FP8 needs compute capability 8.9 or later")
+    g = torch.Generator().manual_seed(17)
+    x = (torch.randn(4, 32, 14, 14, generator=g) * 60).to(torch.float8_e4m3fn).cuda()
+    w = (torch.randn(64, 32, 3, 3, generator=g) * 60).to(torch.float8_e4m3fn).cuda()
+    w_scale = (torch.rand(64, generator=g) * 1e-3 + 1e-4).cuda()
+    b = torch.randn(64, generator=g).cuda()
+    z = (torch.randn(4, 64, 14, 14, generator=g) * 60).to(torch.float8_e4m3fn).cuda()
+    attrs = dict(x_scale=0.01, z_scale=0.02, pads=[1, 1, 1, 1], activation="Relu", out_dtype=out,
+                 y_scale=0.01 if out == 17 else 0.0)
+    args = (x, w, w_scale, b, z)
+    ref = QConv(*args, **attrs)
+    plans = [t for t in candidates("greenrt", "QConv", args, attrs) if t.name.startswith("cudnn-int8-")]
+    if not plans:
+        pytest.skip("this cuDNN offers no FP8 conv engine for the layer")
+    for t in plans:
+        y = t.fn(*args, **attrs)
+        assert y.dtype == ref.dtype and y.shape == ref.shape
+        if out == 17:
+            steps = (y.view(torch.uint8).int() - ref.view(torch.uint8).int()).abs()
+            assert int(steps.max()) <= 1 and float((steps > 0).float().mean()) < 1e-2, t.name
+        else:
+            torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))

@@ -90,3 +90,29 @@ def test_int_mm_equals_the_reference_on_the_gpu(case):
     if torch.Size(lead).numel() < 17:  # cuBLASLt's INT8 GEMM wants more than 16 rows
         case = (case[0], (32,), *case[2:])
     _check(case, "cuda")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("trans_w", [1, 0])
+def test_scaled_mm_on_float8_is_the_reference_within_float32_accumulation(device, trans_w):
+    """--fp8 GEMMs through torch._scaled_mm: float32 accumulation (the tensor cores'), so equal to the float64
+    reference within float32 rounding of the sum; float8 outputs at most one float8 step apart."""
+    from greenrt.ops.int8 import FLOAT8E4M3FN
+
+    if device == "cuda" and not (torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)):
+        pytest.skip("needs a GPU with FP8 (compute capability 8.9 or later)")
+    g = torch.Generator().manual_seed(trans_w)
+    a = (torch.randn(2, 24, 64, generator=g) * 40).to(torch.float8_e4m3fn).to(device)
+    w = (torch.randn(*((32, 64) if trans_w else (64, 32)), generator=g) * 40).to(torch.float8_e4m3fn).to(device)
+    w_scale = (torch.rand(32, generator=g) * 1e-3 + 1e-4).to(device)
+    b = torch.randn(32, generator=g).to(device)
+    attrs = dict(a_scale=0.02, trans_w=trans_w, activation="Relu")
+    assert "scaled-mm" in {t.name for t in candidates("greenrt", "QMatMul", (a, w, w_scale, b), attrs)}
+    fn = lookup("greenrt", "QMatMul", "scaled-mm").fn
+    ref, got = QMatMul(a, w, w_scale, b, **attrs, out_dtype=FLOAT), fn(a, w, w_scale, b, **attrs, out_dtype=FLOAT)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+    assert float(ref.abs().max()) > 1
+    q_ref = QMatMul(a, w, w_scale, b, **attrs, out_dtype=FLOAT8E4M3FN, y_scale=0.01)
+    q_got = fn(a, w, w_scale, b, **attrs, out_dtype=FLOAT8E4M3FN, y_scale=0.01)
+    steps = (q_got.view(torch.uint8).int() - q_ref.view(torch.uint8).int()).abs()  # same sign: adjacent codes
+    assert q_got.dtype == torch.float8_e4m3fn and int(steps.max()) <= 1

@@ -1,5 +1,6 @@
 """greenrt.QConv on cuDNN's graph API (nvidia-cudnn-frontend): the conv and its whole epilogue as one fused graph,
-INT8 in, INT32 accumulation, INT8 / UINT8 / float out. The Hopper issue's first kernels, as tactics of QConv.
+INT8 in, INT32 accumulation, INT8 / UINT8 / float out (or float8 e4m3 in and out with float32 accumulation, --fp8).
+The Hopper issue's first kernels, as tactics of QConv.
 
     conv_fprop(X int8 NHWC, W int8 NHWC) -> acc (int32, read as float32)
         [+ 128 * sum(W[c])]  * S[c]  [+ B[c]]  [ReLU / Clip]  [* float32(1 / y_scale)]  -> out
@@ -28,14 +29,14 @@ import torch
 import torch.nn.functional as F
 
 from ._util import derived_constant
-from .int8 import FLOAT, FLOAT16, INT8, UINT8, QConv
+from .int8 import FLOAT, FLOAT8E4M3FN, FLOAT16, INT8, UINT8, QConv
 from .tactics import tactic
 
 GREENRT = "greenrt"
 MAX_PLANS = 8
 CHANNEL_ALIGN = 16
 ACTIVATIONS = ("", "Relu", "Clip")
-OUT_TYPES = (FLOAT, FLOAT16, INT8, UINT8)
+OUT_TYPES = (FLOAT, FLOAT16, INT8, UINT8, FLOAT8E4M3FN)
 
 
 @functools.cache
@@ -85,6 +86,7 @@ def _pads(attrs: dict) -> list[int]:
 
 
 _CUDNN_TYPES = {torch.int8: lambda: _cudnn().data_type.INT8, torch.uint8: lambda: _cudnn().data_type.UINT8,
+                torch.float8_e4m3fn: lambda: _cudnn().data_type.FP8_E4M3,
                 torch.float32: lambda: _cudnn().data_type.FLOAT, torch.float16: lambda: _cudnn().data_type.HALF}
 Z_TYPES = tuple(_CUDNN_TYPES)
 
@@ -108,9 +110,15 @@ def _layer(args, attrs) -> tuple | None:
     x, w, w_scale = args[0], args[1], args[2]
     extra = list(args[3:]) + [None] * (5 - len(args[3:]))
     b, z, w_zp, x_scale_t, x_zp_t = extra[:5]
-    if not (isinstance(x, torch.Tensor) and x.is_cuda and x.dim() == 4 and x.dtype in (torch.int8, torch.uint8)):
+    if not (isinstance(x, torch.Tensor) and x.is_cuda and x.dim() == 4
+            and x.dtype in (torch.int8, torch.uint8, torch.float8_e4m3fn)):
         return None
-    if w.dtype != torch.int8 or w.dim() != 4 or any(v is not None for v in (w_zp, x_scale_t, x_zp_t)):
+    fp8 = x.dtype == torch.float8_e4m3fn
+    if w.dtype != (torch.float8_e4m3fn if fp8 else torch.int8) or w.dim() != 4 \
+            or any(v is not None for v in (w_zp, x_scale_t, x_zp_t)):
+        return None
+    if fp8 and (torch.cuda.get_device_capability(x.device) < (8, 9)  # FP8 tensor cores: Ada and Hopper on
+                or x.shape[1] % CHANNEL_ALIGN):  # (float8 channels are not padded here)
         return None
     if b is not None and not (b.is_floating_point() and b.numel() == w.shape[0]):
         return None
@@ -152,18 +160,20 @@ def _build(key: tuple) -> _Graph | None:
     else:
         conv_pads = pads
     dt = cudnn.data_type
-    graph = cudnn.pygraph(io_data_type=dt.INT8, intermediate_data_type=dt.FLOAT, compute_data_type=dt.INT32,
+    fp8 = x_dtype == torch.float8_e4m3fn  # float8 e4m3 in, float32 accumulation
+    io = dt.FP8_E4M3 if fp8 else dt.INT8
+    graph = cudnn.pygraph(io_data_type=io, intermediate_data_type=dt.FLOAT, compute_data_type=dt.INT32,
                           handle=_handle(device))
 
     def nhwc(name, dims, dtype):
         n_, c_, h_, w_ = dims
         return graph.tensor(name=name, dim=list(dims), stride=[c_ * h_ * w_, 1, c_ * w_, c_], data_type=dtype)
 
-    t = {"x": nhwc("x", (n, c, h, wd), dt.INT8), "w": nhwc("w", (k, c, *w_shape[2:]), dt.INT8),
+    t = {"x": nhwc("x", (n, c, h, wd), io), "w": nhwc("w", (k, c, *w_shape[2:]), io),
          "s": nhwc("s", (1, k, 1, 1), dt.FLOAT)}
     y = graph.conv_fprop(image=t["x"], weight=t["w"], pre_padding=[conv_pads[0], conv_pads[1]],
                          post_padding=[conv_pads[2], conv_pads[3]], stride=list(strides), dilation=list(dilations),
-                         compute_data_type=dt.INT32)
+                         compute_data_type=dt.FLOAT if fp8 else dt.INT32)
     f32 = dt.FLOAT  # the epilogue computes in float32, as the reference's (an INT32 pointwise would round S to 0)
     if unsigned:
         t["c"] = nhwc("c", (1, k, 1, 1), dt.FLOAT)
@@ -175,7 +185,7 @@ def _build(key: tuple) -> _Graph | None:
     if z_dtype is not None:  # + the residual, an integer one scaled by z_scale first (its zero point is 0)
         t["z"] = nhwc("z", (n, k, *_out_hw(x_shape, w_shape, pads, strides, dilations)), _CUDNN_TYPES[z_dtype]())
         z = t["z"]
-        if not z_dtype.is_floating_point:
+        if not z_dtype.is_floating_point or z_dtype == torch.float8_e4m3fn:  # a quantized residual
             t["zs"] = nhwc("zs", (1, 1, 1, 1), dt.FLOAT)
             z = graph.scale(input=z, scale=t["zs"], compute_data_type=f32)
         y = graph.add(a=y, b=z, compute_data_type=f32)
@@ -183,10 +193,11 @@ def _build(key: tuple) -> _Graph | None:
         y = graph.relu(input=y, compute_data_type=f32)
     elif activation == "Clip":
         y = graph.relu(input=y, lower_clip=float(params[0]), upper_clip=float(params[1]), compute_data_type=f32)
-    if out in (INT8, UINT8):
+    if out in (INT8, UINT8, FLOAT8E4M3FN):
         t["inv"] = nhwc("inv", (1, 1, 1, 1), dt.FLOAT)
         y = graph.scale(input=y, scale=t["inv"], compute_data_type=f32)
-    y.set_output(True).set_data_type({INT8: dt.INT8, UINT8: dt.UINT8, FLOAT: dt.FLOAT, FLOAT16: dt.HALF}[out])
+    y.set_output(True).set_data_type({INT8: dt.INT8, UINT8: dt.UINT8, FLOAT: dt.FLOAT, FLOAT16: dt.HALF,
+                                      FLOAT8E4M3FN: dt.FP8_E4M3}[out])
     t["y"] = y
     graph.validate()
     graph.build_operation_graph()
@@ -256,7 +267,8 @@ def _run(index: int, x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t
         inv = float(np.float32(1.0 / y_scale))  # as the reference: float32(1 / y_scale)
         pack[g.tensors["inv"]] = derived_constant(w_scale, f"inv{inv!r}", lambda t: torch.full(
             (1, 1, 1, 1), inv, dtype=torch.float32, device=t.device))
-    dtype = {INT8: torch.int8, UINT8: torch.uint8, FLOAT: torch.float32, FLOAT16: torch.float16}[out_dtype]
+    dtype = {INT8: torch.int8, UINT8: torch.uint8, FLOAT: torch.float32, FLOAT16: torch.float16,
+             FLOAT8E4M3FN: torch.float8_e4m3fn}[out_dtype]
     out = torch.empty(g.tensors["y"].get_dim(), dtype=dtype, device=x.device).contiguous(memory_format=cl)
     pack[g.tensors["y"]] = out
     if index not in g.buffers:

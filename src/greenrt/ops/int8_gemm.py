@@ -83,3 +83,53 @@ def QMatMulIntMM(a, w, w_scale, b=None, z=None, w_zero_point=None, a_scale_t=Non
 
 
 __all__ = ["QMatMulIntMM"]
+
+
+# -- float8 e4m3 (--fp8): torch._scaled_mm (cuBLASLt's FP8 tensor-core GEMM on Hopper; a float32 kernel on the CPU)
+SCALED_MM_ALIGN = 16  # cuBLASLt's FP8 GEMM: K and N multiples of 16
+
+
+def _supports_fp8(args, attrs) -> bool:
+    if len(args) < 3:
+        return False
+    a, w, b, z, w_zp, a_scale_t, a_zp_t = _args(args)
+    if not (isinstance(a, torch.Tensor) and isinstance(w, torch.Tensor)):
+        return False
+    if a.dtype != torch.float8_e4m3fn or w.dtype != torch.float8_e4m3fn or w.dim() != 2 or a.dim() < 2:
+        return False
+    if any(t is not None for t in (w_zp, a_scale_t, a_zp_t)) or a.device != w.device:
+        return False
+    k = a.shape[-1]
+    n = w.shape[0] if attrs.get("trans_w") else w.shape[1]
+    if k != (w.shape[1] if attrs.get("trans_w") else w.shape[0]) or k == 0 or n == 0:
+        return False
+    if a.is_cuda:
+        return k % SCALED_MM_ALIGN == 0 and n % SCALED_MM_ALIGN == 0 and torch.cuda.get_device_capability(a.device) \
+            >= (8, 9)
+    return a.device.type == "cpu"
+
+
+@tactic(GREENRT, "QMatMul", "scaled-mm", _supports_fp8,
+        doc="torch._scaled_mm on float8 e4m3 (cuBLASLt's FP8 tensor cores on Hopper): float32 accumulation, then "
+            "the reference's float32 epilogue")
+def QMatMulScaledMM(a, w, w_scale, b=None, z=None, w_zero_point=None, a_scale_t=None, a_zero_point_t=None, *,
+                    a_scale=0.0, a_zero_point=0, y_scale=0.0, y_zero_point=0, out_dtype=FLOAT, z_scale=0.0,
+                    z_zero_point=0, activation="", activation_params=(), trans_w=0):
+    if not _supports_fp8((a, w, w_scale, b, z, w_zero_point, a_scale_t, a_zero_point_t), {"trans_w": trans_w}):
+        return QMatMul(a, w, w_scale, b, z, w_zero_point, a_scale_t, a_zero_point_t, a_scale=a_scale,
+                       a_zero_point=a_zero_point, y_scale=y_scale, y_zero_point=y_zero_point, out_dtype=out_dtype,
+                       z_scale=z_scale, z_zero_point=z_zero_point, activation=activation,
+                       activation_params=activation_params, trans_w=trans_w)
+    _common(a_scale, w_scale, out_dtype, y_scale)
+    k = a.shape[-1]
+    one = derived_constant(w, "one", lambda t: torch.ones((), dtype=torch.float32, device=t.device))
+    # B column-major, as the kernels want it: W stored [N, K] (trans_w) is that already
+    wt = w.t() if trans_w else derived_constant(w, "colmajor", lambda t: t.t().contiguous().t())
+    acc = torch._scaled_mm(a.reshape(-1, k).contiguous(), wt, scale_a=one, scale_b=one, out_dtype=torch.float32)
+    acc = acc.reshape(*a.shape[:-1], acc.shape[-1])
+    return epilogue(acc, acc.dim() - 1, a_scale, w_scale, b, z, z_scale=z_scale, z_zero_point=z_zero_point,
+                    activation=activation, activation_params=activation_params, out_dtype=out_dtype,
+                    y_scale=y_scale, y_zero_point=y_zero_point)
+
+
+__all__ += ["QMatMulScaledMM"]
