@@ -255,7 +255,7 @@ def _onnxruntime_int8(s: Suite, method: str, pre: Path, out: Path) -> tuple[np.n
     return _run_all(lambda f: sess.run(None, f)[0], s.evaluation), seconds
 
 
-def run_model(name: str, folder: Path, cache: Path, log) -> list[dict]:
+def run_model(name: str, folder: Path, cache: Path, log, only_runs: str | None = None) -> list[dict]:
     import greenrt
     from greenrt.build import BuildConfig, build_engine
     from greenrt.plan.profiles import parse_profile
@@ -272,10 +272,14 @@ def run_model(name: str, folder: Path, cache: Path, log) -> list[dict]:
                                                               "bias_correction": False}))
     runs.append(("int8 percentile smooth auto", {"int8": True, "calib_method": "percentile", "smooth": "auto",
                                                  "accuracy_data": str(folder / f"{name}_tune.npz")}))
+    # float8 e4m3 (--fp8): the same pipeline; its dynamic range needs less clipping than INT8's 127 even steps
+    runs += [(f"fp8 {m}", {"fp8": True, "calib_method": m}) for m in ("minmax", "percentile")]
+    only = re.compile(only_runs) if only_runs else None
+    runs = [(label, kw) for label, kw in runs if only is None or only.search(label)]
 
     def build_and_run(label: str, kw: dict) -> dict:
         engine = folder / f"{name}_{label.replace(' ', '_')}.engine"
-        int8 = kw.get("int8", False)
+        int8 = kw.get("int8", False) or kw.get("fp8", False)
         config = BuildConfig(device="cpu", profiles=[parse_profile(s.profile)], opt_level=0,
                              calib=str(folder / f"{name}_calib.npz") if int8 else None, **kw)
         t0 = time.perf_counter()
@@ -283,7 +287,7 @@ def run_model(name: str, folder: Path, cache: Path, log) -> list[dict]:
         build_s = time.perf_counter() - t0
         sess = greenrt.InferenceSession(engine)
         ours = _run_all(lambda f: sess.run(None, f)[0], s.evaluation)
-        precision = "int8" if int8 else kw.get("precision", "fp32")
+        precision = ("fp8" if kw.get("fp8") else "int8") if int8 else kw.get("precision", "fp32")
         memory = header["report"].get("memory") or [{}]
         rec = make_record(name, f"greenrt engine {label}", precision, BATCH, "cpu", timed=False,
                           **s.metrics(ours, ref), engine_mib=round(engine.stat().st_size / 2**20, 3),
@@ -307,6 +311,8 @@ def run_model(name: str, folder: Path, cache: Path, log) -> list[dict]:
         rec = build_and_run(label, kw)
         log(_line(rec))
         records.append(rec)
+    if only is not None:  # a rerun of some rows: merged into the full results with --merge
+        return records
     # the budget build with the default calibrator (choosing the best one here would choose on the evaluation set)
     rec = build_and_run(f"int8 {DEFAULT_METHOD} max-accuracy-drop {s.budget:g}", {
         "int8": True, "calib_method": DEFAULT_METHOD, "max_accuracy_drop": s.budget, "metric": s.search_metric,
@@ -338,18 +344,19 @@ def _line(rec: dict) -> str:
 
 
 def merge(parts: list[str], out: str) -> int:
-    """Join runs of some models each (run side by side on two cores, or a model rerun after a fix) into one file:
-    the first part's metadata, every part's command; a model in a later part replaces the earlier part's records."""
+    """Join runs of some models or rows each (run side by side on two cores, a model rerun after a fix, new rows run
+    with --only) into one file: the first part's metadata, every part's command; a (model, runner) record in a later
+    part replaces the earlier part's, new ones join their model's records."""
     from greenrt.tools.results import load_results
 
     loaded = [load_results(p) for p in parts]
     metadata = dict(loaded[0]["metadata"])
     metadata["command"] = " ; ".join(d["metadata"]["command"] for d in loaded)
-    by_model: dict[str, list[dict]] = {}
+    by_model: dict[str, dict[str, dict]] = {}
     for data in loaded:
-        for model in dict.fromkeys(r["model"] for r in data["records"]):
-            by_model[model] = [r for r in data["records"] if r["model"] == model]
-    write_results(out, metadata, [r for recs in by_model.values() for r in recs])
+        for r in data["records"]:
+            by_model.setdefault(r["model"], {})[r["runner"]] = r
+    write_results(out, metadata, [r for recs in by_model.values() for r in recs.values()])
     print(f"wrote {out}: {sum(map(len, by_model.values()))} records of {', '.join(by_model)}")
     return 0
 
@@ -359,6 +366,8 @@ def main() -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--out", required=True)
     ap.add_argument("--merge", nargs="+", metavar="PART", help="join these results files into --out and stop")
+    ap.add_argument("--only", metavar="REGEX", help="run only the greenrt rows whose label matches (e.g. '^fp8'), "
+                                                    "no onnxruntime or budget rows; --merge them into the full file")
     ap.add_argument("--cache", default=str(ROOT / ".accuracy_cache"), help="trained Fashion-MNIST models")
     args = ap.parse_args()
     if args.merge:
@@ -371,7 +380,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="greenrt-accuracy-") as tmp:
         for name in args.models.split(","):
             try:
-                records += run_model(name, Path(tmp), Path(args.cache), log=lambda m: print(m, flush=True))
+                records += run_model(name, Path(tmp), Path(args.cache), log=lambda m: print(m, flush=True),
+                                     only_runs=args.only)
             except SystemExit as exc:  # a data set not installed here: a record saying so, the suite goes on
                 records.append(make_record(name, "greenrt engine", "fp32", BATCH, "cpu", timed=False,
                                            status="skipped", reason=str(exc)))
