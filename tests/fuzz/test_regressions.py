@@ -131,6 +131,10 @@ def _mlp_with(tmp_path, edit) -> str:
      r"node 'fc2' \(MatMul\) produces 'h', already produced by node 'fc1'"),
     (lambda g: g.output[0].__setattr__("name", "nowhere"),  # ["output", 4, 0, "rename", ...] on the last node
      r"graph output 'nowhere' is produced by no node"),
+    (lambda g: g.output.append(helper.make_tensor_value_info("", TensorProto.FLOAT, [2])),  # ["graph_io", ...]
+     r"graph output #1 has no name"),  # was KeyError: '' in the executor
+    (lambda g: g.output.append(helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 4])),
+     r"graph output 'probs' is listed 2 times"),  # onnx-ir renamed the second to '': the same KeyError
 ])
 def test_broken_edges_are_named(tmp_path, edit, message):
     """fuzz onnx: dangling and cyclic edges gave 'internal error ... please report it' (greenrt blaming itself for

@@ -209,8 +209,14 @@ def check_edges(proto: onnx.ModelProto, source: str) -> None:
                                     "be assigned once)")
                 produced[name] = label
                 defined.add(name)
-        for v in g.output:
-            if v.name not in defined:
+        for kind, values in (("input", g.input), ("output", g.output)):
+            names = [v.name for v in values]
+            problems.extend(f"{where}graph {kind} {n!r} is listed {names.count(n)} times"
+                            for n in sorted(set(n for n in names if names.count(n) > 1)))
+        for i, v in enumerate(g.output):
+            if not v.name:
+                problems.append(f"{where}graph output #{i} has no name")
+            elif v.name not in defined:
                 problems.append(f"{where}graph output {v.name!r} is produced by no node and is not an input or "
                                 "initializer")
 
