@@ -229,9 +229,11 @@ def apply_edit(model: onnx.ModelProto, op: list, folder: Path) -> None:
         elif action == "bogus_input":
             g.input.append(helper.make_tensor_value_info(f"extra{ref}", ref % 30, [2]))
         elif action == "dup_output" and g.output:
-            g.output.add().CopyFrom(g.output[ref % len(g.output)])
+            g.output.append(onnx.ValueInfoProto.FromString(g.output[ref % len(g.output)].SerializeToString()))
         elif action == "dup_input" and g.input:
-            g.input.add().CopyFrom(g.input[ref % len(g.input)])
+            g.input.append(onnx.ValueInfoProto.FromString(g.input[ref % len(g.input)].SerializeToString()))
+        elif action == "unnamed_output":
+            g.output.add().CopyFrom(helper.make_tensor_value_info("", TensorProto.FLOAT, [2]))
     else:
         raise ValueError(f"unknown edit {kind!r}")
 
@@ -287,7 +289,8 @@ def edit_strategy():
             [0, 1, 6, 7, 11, 13, 17, 21, 25, 26, 99, -1, 2**31 - 1, 2**62])),
         st.tuples(st.just("ir_version"), st.sampled_from([0, 1, 3, 7, 8, 10, 11, 12, 99, -1, 2**62])),
         st.tuples(st.just("graph_io"), st.sampled_from(["drop_input", "drop_output", "bogus_output",
-                                                        "bogus_input", "dup_output", "dup_input"]), index),
+                                                        "bogus_input", "dup_output", "dup_input",
+                                                        "unnamed_output"]), index),
     )
     return st.tuples(st.sampled_from(BASE_NAMES), st.lists(edits, min_size=1, max_size=5))
 
@@ -439,8 +442,9 @@ def _rmtree(folder: Path) -> None:
 def main(argv=None) -> int:
     args = campaign_args(__doc__.splitlines()[0], str(ROOT / "bench/results/fuzz_onnx.json")).parse_args(argv)
     fuzz = OnnxCampaign(args.wall)
-    cases = fuzz.cases(args.seed, args.cases)
+    # the campaign's clock starts here: drawing the cases counts in its rate
     campaign = Campaign("onnx", args.seed, fuzz.sup, fuzz.run)
+    cases = fuzz.cases(args.seed, args.cases)
     run_cases(campaign, cases, fuzz.run, minutes=args.minutes)
     print(campaign.summary())
     command = "nice -n 19 python bench/fuzz/fuzz_onnx.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -139,13 +139,15 @@ def _classify(exc: BaseException) -> Outcome:
 def _kind(exc: BaseException) -> Outcome:
     message = str(exc)
     where = _where(exc)
-    if isinstance(exc, MemoryError) or any(s in message for s in _ALLOC_FAILURES):
-        return Outcome("memory", type(exc).__name__, message, where)
     if isinstance(exc, GreenrtError):
+        # greenrt caught it and said so: an allocation refused under the case's limit and reported as an
+        # ExecutionError naming the node is a clear error (past the limit in resident memory, the watchdog kills)
         # a message that blames greenrt ("internal error ... please report it") does not name the user's problem
         clear = message.strip() and "internal error" not in message
         kind = "clean-error" if clear else "unclear-error"
         return Outcome(kind, type(exc).__name__, message, where)
+    if isinstance(exc, MemoryError) or any(s in message for s in _ALLOC_FAILURES):
+        return Outcome("memory", type(exc).__name__, message, where)
     return Outcome("traceback", type(exc).__name__, message, where)
 
 
