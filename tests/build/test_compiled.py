@@ -85,6 +85,8 @@ def test_inductor_is_kept_where_faster_and_its_code_lives_in_the_local_cache(mlp
     np.testing.assert_allclose(got, _reference(mlp, x), rtol=1e-5, atol=1e-6)
     inner = sess.runner._inner
     assert isinstance(inner, compiled_runtime.CompiledSpecializer) and inner.compiles == 1 and not inner.failed
+    # the first run's cost is measured: Inductor compiled into this engine's folder, which held no code before
+    assert list(inner.compile_seconds.values())[0] > 0 and list(inner.compile_cache_warm.values()) == [False]
     folder = cache_root / f"{sess.header['header_sha256'][:24]}-cpu"
     meta = json.loads((folder / "greenrt.json").read_text())
     assert meta["versions"]["torch"] == torch.__version__ and any(p.name != "greenrt.json" for p in folder.iterdir())
@@ -94,12 +96,17 @@ def test_inductor_is_kept_where_faster_and_its_code_lives_in_the_local_cache(mlp
     np.testing.assert_allclose(got2, got)
     assert inner.compiles == 1
 
+    warm = greenrt.InferenceSession(tmp_path / "e.engine")  # a second session: Inductor's cache holds the code
+    np.testing.assert_allclose(warm.run(None, {"x": x})[0], got, rtol=1e-6)
+    assert list(warm.runner._inner.compile_cache_warm.values()) == [True]
+
     # stale: the cache says other versions -> wiped and built again, and still right
     (folder / "sentinel").write_text("from the old versions")
     meta["versions"]["torch"] = "1.0.0"
     (folder / "greenrt.json").write_text(json.dumps(meta))
     again = greenrt.InferenceSession(tmp_path / "e.engine")
     np.testing.assert_allclose(again.run(None, {"x": x})[0], got, rtol=1e-6)
+    assert list(again.runner._inner.compile_cache_warm.values()) == [False]  # wiped: compiled afresh
     assert not (folder / "sentinel").exists()
     assert json.loads((folder / "greenrt.json").read_text())["versions"]["torch"] == torch.__version__
 

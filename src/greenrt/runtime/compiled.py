@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -121,6 +122,10 @@ class CompiledSpecializer:
         self._compiled: dict[tuple, tuple[Callable, list[str], list] | None] = {}
         self.failed = ""  # why compiling failed (the executor runs instead), once it has
         self.compiles = 0
+        # per input shape: seconds the first run took (lowering, Inductor, the first call) and whether Inductor's
+        # cache for this engine already held code then (a warm load reuses it; a cold one compiles)
+        self.compile_seconds: dict[tuple, float] = {}
+        self.compile_cache_warm: dict[tuple, bool] = {}
 
     def prepare(self, feeds: Mapping[str, Any]) -> Specialization:
         return self.specializer.prepare(feeds)
@@ -129,14 +134,17 @@ class CompiledSpecializer:
         spec = spec or self.prepare(feeds)
         key = shape_key(feeds)
         if key not in self._compiled:
-            self._compiled[key] = self._compile(feeds, spec)
+            t0 = time.perf_counter()
+            self._compiled[key] = self._compile(feeds, spec, key)
+            self.compile_seconds[key] = time.perf_counter() - t0
         entry = self._compiled[key]
         if entry is None:
             return self.specializer.run(feeds, spec)
         fn, names, inference = entry
         return list(fn(*[_as_kind(feeds[n], k) for n, k in zip(names, inference)]))
 
-    def _compile(self, feeds: Mapping[str, Any], spec: Specialization) -> tuple[Callable, list[str], list] | None:
+    def _compile(self, feeds: Mapping[str, Any], spec: Specialization,
+                 key: tuple = ()) -> tuple[Callable, list[str], list] | None:
         """Lower and compile for these shapes (and run once: Inductor compiles at the first call); None, with a
         warning the first time, where it cannot."""
         if self.failed:
@@ -149,6 +157,7 @@ class CompiledSpecializer:
             import torch._inductor.config as inductor_config
 
             folder = compiled_code_dir(self.key, device)
+            self.compile_cache_warm[key] = any(p.name != "greenrt.json" for p in folder.iterdir())
             args = [feeds[n] for n in names]
             with _inductor_cache(folder), inductor_config.patch(_options(device)):
                 fn = self._compile_fn(gm, backend="inductor", dynamic=False)
