@@ -48,3 +48,14 @@ def test_recorded_command_is_the_one_asked_for_not_the_resolved_layout(mlp_path,
                           log=lambda m: None)
     assert header["config"]["build_command"] == f"greenrt build {mlp_path} --device cpu --no-optimize"
     assert header["config"]["channels_last"] is False  # resolved for the session
+
+
+def test_the_calibrator_defaults_to_percentile_for_int8_and_minmax_for_fp8():
+    from greenrt.build.config import build_command
+
+    int8 = BuildConfig(device="cpu", int8=True, calib="c.npz")
+    fp8 = BuildConfig(device="cpu", fp8=True, calib="c.npz")
+    assert (int8.calib_method, fp8.calib_method) == ("percentile", "minmax") and fp8.int8
+    assert "--calib-method" not in build_command("m.onnx", fp8) and "--fp8" in build_command("m.onnx", fp8)
+    chosen = BuildConfig(device="cpu", fp8=True, calib="c.npz", calib_method="percentile")
+    assert "--calib-method percentile" in build_command("m.onnx", chosen)

@@ -56,10 +56,11 @@ def _add_calibration_args(p, cache_default: str) -> None:
     g.add_argument("--calib", metavar="DATA",
                    help="an .npz file or a folder of them (one array per input, first axis = samples), a folder of "
                         "images (one image input; see --calib-preprocess), or module:function returning feed dicts")
-    g.add_argument("--calib-method", default="percentile", choices=("entropy", "percentile", "minmax", "mse"),
-                   help="how a tensor's threshold is read from its histogram: percentile (default: of |x|, see "
-                        "--percentile), entropy (TensorRT's KL; it clipped normalized image inputs at their "
-                        "background value in the accuracy suite), minmax, mse")
+    g.add_argument("--calib-method", default=None, choices=("entropy", "percentile", "minmax", "mse"),
+                   help="how a tensor's threshold is read from its histogram: percentile (the default for INT8: of "
+                        "|x|, see --percentile), entropy (TensorRT's KL; it clipped normalized image inputs at their "
+                        "background value in the accuracy suite), minmax (the default for --fp8: float8 keeps its "
+                        "relative precision at every magnitude, so clipping only loses), mse")
     g.add_argument("--percentile", type=float, default=99.99, help="--calib-method percentile: the percentile of "
                                                                     "|x| kept unclipped (default 99.99)")
     g.add_argument("--calib-cache", metavar="FILE", help=f"the calibration cache to reuse or write ({cache_default})")

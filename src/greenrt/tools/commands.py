@@ -138,7 +138,7 @@ def cmd_build(args) -> int:
         int8=args.int8,
         fp8=getattr(args, "fp8", False),
         calib=args.calib,
-        calib_method=args.calib_method,
+        calib_method=args.calib_method or "",
         percentile=args.percentile,
         calib_cache=args.calib_cache,
         calib_batch=args.calib_batch,
@@ -162,6 +162,7 @@ def cmd_calibrate(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..build.calibration import calibrate, model_input_names, open_calibration_data
+    from ..build.calibration.histogram import DEFAULT_METHOD as DEFAULT_CALIB_METHOD
 
     model = Path(args.model)
     if model.suffix == ".engine" and args.check:
@@ -178,7 +179,8 @@ def cmd_calibrate(args) -> int:
     with Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("calibrating", total=source.samples if source else None)
-        result = calibrate(model, source, method=args.calib_method, percentile=args.percentile,
+        method = args.calib_method or DEFAULT_CALIB_METHOD
+        result = calibrate(model, source, method=method, percentile=args.percentile,
                            batch_size=args.calib_batch, cache=cache,
                            progress=lambda done, total: bar.update(task, completed=done, total=total))
     how = "reused (made for this model, calibrator and settings)" if result.reused else "written"
