@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.fuzz.supervisor import (ROOT, UNBUILDABLE, Campaign, Case, Outcome, Supervisor, campaign_args,  # noqa: E402
-                                   draw_recipes, listify, run_cases)
+from bench.fuzz.supervisor import (ROOT, UNBUILDABLE, Campaign, campaign_args, Case, draw_recipes,  # noqa: E402
+                                   limit_warm_process, listify, Outcome, run_cases, Supervisor)
 from bench.fuzz import models  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -442,6 +442,7 @@ def _rmtree(folder: Path) -> None:
 def main(argv=None) -> int:
     args = campaign_args(__doc__.splitlines()[0], str(ROOT / "bench/results/fuzz_onnx.json")).parse_args(argv)
     fuzz = OnnxCampaign(args.wall)
+    limit_warm_process()
     # the campaign's clock starts here: drawing the cases counts in its rate
     campaign = Campaign("onnx", args.seed, fuzz.sup, fuzz.run)
     cases = fuzz.cases(args.seed, args.cases)

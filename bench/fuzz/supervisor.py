@@ -381,6 +381,13 @@ def listify(value):
     return value
 
 
+def limit_warm_process(headroom: int = 8 << 30) -> None:
+    """Cap this (the warm) process's address space at its size now plus ``headroom``: a bug in a campaign's own
+    case building then raises MemoryError here instead of waking the machine's OOM killer."""
+    vsize = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (vsize + headroom, resource.RLIM_INFINITY))
+
+
 def campaign_args(description: str, default_out: str):
     import argparse
 
@@ -411,5 +418,8 @@ def run_cases(campaign: "Campaign", cases: list[Case], run: Callable[[Case], Out
             if deadline is not None and time.perf_counter() > deadline:
                 break
             campaign.record(case, run(case))
+            if campaign.cases % 1000 == 0 and not sys.stderr.isatty():  # a log line where the bar is not drawn
+                print(f"{campaign.summary()} (warm process {_rss(os.getpid()) / 2**30:.2f} GiB)", file=sys.stderr,
+                      flush=True)
             findings = len(campaign.findings)
             bar.update(task, advance=1, status=f"{findings} finding{'s' * (findings != 1)}")
