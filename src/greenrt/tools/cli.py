@@ -242,11 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: EfficientNet-Lite0 on real photos",
                        description="the main job: EfficientNet-Lite0 (ImageNet weights) on real photos, greenrt vs "
-                                   "onnxruntime: answers, error, latency and energy",
+                                   "onnxruntime (and OpenVINO where installed): answers, error, then batch-1 latency "
+                                   "in interleaved rounds, throughput and energy through greenrt bench",
                        epilog=arg.example("greenrt demo", "greenrt demo --device cuda --precision fp16"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     arg.add_device(p, default="cpu", meaning="where the engine runs (default cpu)")
-    p.add_argument("--repeats", type=int, default=10, help="timed runs per runtime (default 10)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="greenrt bench's steady window per runner in seconds (default: bench's, 3 on the CPU)")
+    p.add_argument("--opt-level", type=int, default=None, choices=range(6), metavar="0-5",
+                   help="the engine's build effort (default 4 on the CPU: Inductor's compiled graph is a candidate, "
+                        "kept where it times faster; the build's default on a GPU)")
     arg.add_precision(p, choices=("fp32", "fp16", "bf16"))
 
     p = sub.add_parser("inspect", help="what greenrt supports, or what a model or engine holds",

@@ -252,7 +252,7 @@ def _calibration_drift(model: Path, cache: Path, args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(device=args.device, repeats=args.repeats, precision=args.precision)
+    return run_demo(device=args.device, precision=args.precision, opt_level=args.opt_level, duration_s=args.duration)
 
 
 # -- inspect ---------------------------------------------------------------------------------------------
