@@ -446,6 +446,9 @@ def _inspect_engine(path: str) -> int:
     else:
         rest = " (the layers not in INT8)" if report.get("int8") else " throughout"
         console.print(f"precision: {cfg.get('precision', 'fp32')}{rest}", highlight=False)
+    from .precision_flow import precision_flow
+
+    console.print(f"precision flow: {precision_flow(plan).summary()}", highlight=False)
     int8 = report.get("int8")
     if isinstance(int8, dict):
         cal = int8.get("calibration", {})
