@@ -308,3 +308,56 @@ def test_reversed_batch_of_one(tmp_path, rng):
     (want,) = session.run(None, {"x": x.copy()})
     (got,) = session.run(None, {"x": x[::-1]})
     assert x[::-1].strides[0] < 0 and np.array_equal(got, want)
+
+
+def test_npz_with_a_damaged_zip_flag(tmp_path, mlp_path, rng):
+    """fuzz calibration (10-minute run): a bit flipped in the zip directory's flags made zipfile raise
+    NotImplementedError("strong encryption (flag bit 6)") out of np.load."""
+    data = bytearray(_npz(rng))
+    central = data.index(b"PK\x01\x02")
+    data[central + 8] |= 0x40  # general purpose flags: bit 6, strong encryption
+    path = tmp_path / "calib.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(CalibrationDataError, match="NotImplementedError"):
+        calibrate(mlp_path, open_calibration_data(str(path), ["x"]))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("samples", [], "its samples"),  # int([]): TypeError
+    ("ranges", 10**400, "has no valid range"),  # np.isfinite: TypeError on an int too big for a float
+    ("channel_amax", 10**400, "are not lists of finite numbers"),
+    ("stats", ["x"], "or stats are not what a calibration writes"),
+])
+def test_tampered_calibration_cache(tmp_path, mlp_path, rng, field, value, message):
+    """fuzz calibration (10-minute run, tampered caches): ["tamper", [[15, ""], [0, {}], [150, []]]] gave
+    TypeError from int() in load_cache; a number of 2e34 written as an integer gave TypeError from np.isfinite."""
+    from greenrt.errors import GreenrtError
+
+    data = tmp_path / "calib.npz"
+    data.write_bytes(_npz(rng))
+    cache = tmp_path / "model.calib.json"
+    calibrate(mlp_path, open_calibration_data(str(data), ["x"]), cache=cache)
+    doc = json.loads(cache.read_text())
+    if field in ("samples", "stats"):
+        doc[field] = value if field == "samples" else {name: value for name in doc["stats"]}
+    else:
+        table = doc[field]
+        name = next(iter(table))
+        table[name] = value if field == "ranges" else [value]
+    cache.write_text(json.dumps(doc))
+    with pytest.raises(GreenrtError, match=message):
+        calibrate(mlp_path, None, cache=cache)
+
+
+def test_calibration_cache_range_written_as_a_big_integer(tmp_path, mlp_path, rng):
+    """A range of 2e34 written as a JSON integer is a finite number: np.isfinite raised TypeError on it (an int
+    beyond int64); it loads as that float now."""
+    data = tmp_path / "calib.npz"
+    data.write_bytes(_npz(rng))
+    cache = tmp_path / "model.calib.json"
+    calibrate(mlp_path, open_calibration_data(str(data), ["x"]), cache=cache)
+    doc = json.loads(cache.read_text())
+    name = next(iter(doc["ranges"]))
+    doc["ranges"][name] = 20493502437550128518121867878334464
+    cache.write_text(json.dumps(doc))
+    assert calibrate(mlp_path, None, cache=cache).ranges[name] == 2.0493502437550128e34

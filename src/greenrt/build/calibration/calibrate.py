@@ -11,6 +11,7 @@ axis 1 of a conv's input, the last axis of a GEMM's): what bias correction and s
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +26,7 @@ from .data import CalibrationDataError, CalibrationSource
 from .histogram import BINS, DEFAULT_METHOD, DEFAULT_PERCENTILE, METHODS, AbsHistogram, threshold
 
 CACHE_FORMAT = "greenrt-calibration-cache/1"
+STAT_NUMBERS = ("range", "amax", "total", "nonfinite", "clipped")  # a tensor's stats: numbers (histogram.to_json)
 
 
 def model_input_names(model_path: str | Path) -> list[str]:
@@ -102,21 +104,37 @@ def load_cache(path: str | Path, graph: str, method: str | None = None, settings
         raise GreenrtError(f"calibration cache {path} is stale: {'; '.join(stale)}. Delete it (or pass another "
                            "--calib-cache) to calibrate again with --calib DATA, or run with the settings it was "
                            "made with")
-    bad = [k for k, v in data["ranges"].items() if not (isinstance(v, (int, float)) and v >= 0 and np.isfinite(v))]
+    bad = [k for k, v in data["ranges"].items() if not (_finite(v) and v >= 0)]
     if bad:
         raise GreenrtError(f"calibration cache {path}: tensor {bad[0]!r} has no valid range; delete it to "
                            "calibrate again")
     per_channel = {}
     for key in ("channel_means", "channel_amax"):
         table = data.get(key, {})
-        if not isinstance(table, dict) or not all(isinstance(v, list) and all(
-                isinstance(x, (int, float)) and np.isfinite(x) for x in v) for v in table.values()):
+        if not isinstance(table, dict) or not all(isinstance(v, list) and all(_finite(x) for x in v)
+                                                  for v in table.values()):
             raise GreenrtError(f"calibration cache {path}: its {key} are not lists of finite numbers; delete it to "
                                "calibrate again")
         per_channel[key] = {k: [float(x) for x in v] for k, v in table.items()}
-    return Calibration(graph, method, settings, int(data.get("samples", 0)), str(data.get("data", "")),
-                       {k: float(v) for k, v in data["ranges"].items()}, dict(data.get("stats", {})),
+    samples, stats = data.get("samples", 0), data.get("stats", {})
+    stats_ok = isinstance(stats, dict) and all(
+        isinstance(v, dict) and all(_finite(x) for k, x in v.items() if k in STAT_NUMBERS) for v in stats.values())
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0 or not stats_ok:
+        raise GreenrtError(f"calibration cache {path}: its samples ({samples!r:.40}) or stats are not what a "
+                           "calibration writes; delete it to calibrate again")
+    return Calibration(graph, method, settings, samples, str(data.get("data", "")),
+                       {k: float(v) for k, v in data["ranges"].items()}, dict(stats),
                        per_channel["channel_means"], per_channel["channel_amax"], reused=True)
+
+
+def _finite(x) -> bool:
+    """A JSON number that is a finite float (an integer too large for a float is not)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
 
 
 def calibrate(model_path: str | Path, source: CalibrationSource | None, method: str = DEFAULT_METHOD,

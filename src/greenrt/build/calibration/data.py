@@ -138,7 +138,8 @@ def _check_feeds(feeds: Mapping[str, Any], input_names: Sequence[str], where: st
 
 
 # what np.load raises on a truncated or corrupted .npz (a zip of .npy files): besides OSError and ValueError
-_NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+# (NotImplementedError: zipfile's answer to a damaged flags field, "strong encryption (flag bit 6)")
+_NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 
 
 def _read_npz(f: Path, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
