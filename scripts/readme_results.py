@@ -526,6 +526,35 @@ def _cross_build(r: dict[str, Results]) -> str:
         f"{f.cite(('torch',))}.")
 
 
+def _int8_kernels(r: dict[str, Results]) -> str:
+    """The INT8 conv probe (bench/probes/cudnn_int8_conv.py): cuDNN's fused INT8 graph per ResNet-50 conv shape
+    against torch's fp16 conv + bias + ReLU, same GPU, same run, and how far each plan's outputs are from greenrt's
+    exact INT8 reference."""
+    f = r["cudnn_int8_conv_h100_b256.json"]
+    batch = f.records[0]["batch"]
+    rows = [f"| ResNet-50 conv, batch {batch} | INT8 plans | fastest INT8 plan | torch fp16 conv + bias + ReLU | "
+            "speedup | outputs one step off the INT8 reference (none further) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    total8 = total16 = 0.0
+    for model in dict.fromkeys(x["model"] for x in f.records):
+        plans = [x for x in f.where(model=model) if x["runner"].startswith("cudnn int8 plan") and x.get("ms")]
+        fp16 = f.one(model=model, runner="torch fp16 conv+bias+relu")["ms"]
+        best = min(plans, key=lambda x: x["ms"])
+        total8, total16 = total8 + best["ms"], total16 + fp16
+        if max(x["max_steps_off"] for x in plans) > 1:
+            raise ValueError(f"{model}: a plan more than one step off the reference")
+        rows.append(f"| {model} | {len(plans)} | {ms(best['ms'])} | {ms(fp16)} | {ratio(fp16 / best['ms'])} | "
+                    f"{best['mismatched']:,} |")
+    rows.append(f"| all nine | | {ms(total8)} | {ms(total16)} | {ratio(total16 / total8)} | |")
+    head = para("**INT8 convs on cuDNN's graph API** (issue 11's first kernels, `bench/probes/cudnn_int8_conv.py`): "
+                "each conv with its epilogue (per-channel scale, bias, ReLU, requantize to INT8) as one fused cuDNN "
+                "graph, every execution plan checked against greenrt's exact INT8 reference and timed (median of 30 "
+                "CUDA-event timings), beside torch's fp16 channels-last conv2d + bias + ReLU on the same shape. "
+                "Per-kernel figures: the whole INT8 engine is not yet measured.")
+    tail = para(f"Source: {f.cite(('torch', 'cudnn'))}.")
+    return "\n\n".join([head, "\n".join(rows), tail])
+
+
 def _accuracy(r: dict[str, Results]) -> str:
     """The accuracy suite (bench/accuracy/run.py): per model, greenrt's engines and onnxruntime's INT8."""
     name = "accuracy_cpu.json"
@@ -560,12 +589,13 @@ def _accuracy(r: dict[str, Results]) -> str:
     data = "; ".join(f"{m}: " + ", ".join(f"{k} {v}" for k, v in f.where(model=m)[0].get("data", {}).items())
                      for m in dict.fromkeys(x["model"] for x in f.records) if f.where(model=m)[0].get("data"))
     head = para(
-        "**INT8 accuracy suite** (`python bench/accuracy/run.py`, CPU; every engine against the fp32 model on "
+        "**INT8 and FP8 accuracy suite** (`python bench/accuracy/run.py`, CPU; every engine against the fp32 model on "
         "held-out data; greenrt's INT8 engine is its exact INT8 reference execution, onnxruntime's rows are its own "
         "`quantize_static` (QDQ, per-channel INT8 weights, its default UINT8 activations) on the same calibration "
         "data, run by onnxruntime; `max-accuracy-drop` is the budget build on the separate tuning set, `smooth "
         "auto` the SmoothQuant alpha chosen there; every greenrt INT8 row has bias correction but the one marked "
-        "without).")
+        "without; the fp8 rows are the same pipeline with float8 e4m3 layers (`--fp8`), run by the same exact "
+        "reference, so they show the format's accuracy).")
     tail = para(f"Data: {data}. onnxruntime's rows are its defaults with per-channel weights: on MiniLM that "
                 f"quantizes every op it can (its symbolic shape inference skipped, which fails on this export), "
                 f"and its entropy calibrator could not bin one tensor; they are what a user gets from "
@@ -648,7 +678,7 @@ def block_measured(r: dict[str, Results]) -> str:
     intro = para("Rendered by `python scripts/readme_results.py` from the files under `bench/results/` "
                  "(greenrt-results/1, `src/greenrt/tools/results.py`); the test suite fails when this section and "
                  "the files disagree. Each source is one run; every ratio compares runners of the same run.")
-    sections = [intro, _suite(r), _suite_transformers(r), _suite_opt4(r), _cross_build(r), _accuracy(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
+    sections = [intro, _suite(r), _suite_transformers(r), _suite_opt4(r), _cross_build(r), _accuracy(r), _int8_kernels(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
                 _node_counts(r),
                 _cpu_ab(r), _cpu_compiled(r), _cpu_bf16(r), _sensitivity(r), _install(r)]
     return "\n" + "\n\n".join(sections) + "\n"
