@@ -205,3 +205,20 @@ def test_openvino_runs_with_the_threads_and_precision_hint_recorded(mlp_path):
     assert ov["inference_precision_hint"] == "f32" and ov["inference_num_threads"] == 1
     assert 0 < ov["max_rel_err_vs_onnxruntime"] < 1e-5  # the same answers as onnxruntime, not all zeros
     assert "openvino fp32" in find_record(records, "greenrt onnx fp32")["round_latency_ratio_vs"]
+
+
+@pytest.mark.gpu
+def test_cuda_rounds_time_with_events(mlp_path):
+    """--rounds on cuda: the blocks are timed with CUDA events, onnxruntime runs once (no CPU 'best' beside a GPU
+    engine), and the round ratios are there."""
+    records, extras = bench.run_bench(bench.BenchConfig(model=str(mlp_path), device="cuda", batches=[1, 16],
+                                                        duration_s=0.1, warmup=2, rounds=3))
+    assert extras["rounds"] == 3
+    assert find_record(records, "onnxruntime-best fp32") is None
+    for batch in (1, 16):
+        ours = find_record(records, "greenrt onnx fp32", batch=batch)
+        assert ours["timing"] == "cuda events" and len(ours["rounds_ms"]) == 3 and min(ours["rounds_ms"]) > 0
+        ort = find_record(records, "onnxruntime fp32", batch=batch)
+        if ort["status"] == "ok":
+            assert ours["round_latency_ratio_vs"]["onnxruntime fp32"] > 0
+            assert ours["headline_vs"] == "onnxruntime fp32"
