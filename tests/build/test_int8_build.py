@@ -99,11 +99,13 @@ def test_int8_engine_agrees_with_onnxruntime_fp32(cnn, int8_engine):
 
 def test_calibration_cache_is_reused_and_refused_when_stale(cnn, calib, tmp_path):
     cache = tmp_path / "cnn.calib.json"
-    first = build_engine(cnn, tmp_path / "a.engine", _config(int8=True, calib=str(calib), calib_cache=str(cache)),
-                         log=lambda m: None)
+    timing = str(tmp_path / "timing.json")  # the same tactics in both (timed once, then read from the cache)
+    first = build_engine(cnn, tmp_path / "a.engine", _config(int8=True, calib=str(calib), calib_cache=str(cache),
+                                                             timing_cache=timing), log=lambda m: None)
     assert cache.exists() and not first["report"]["int8"]["calibration"]["reused"]
     assert json.loads(cache.read_text())["channel_means"]  # the conv/GEMM inputs' means: bias correction from the cache
-    second = build_engine(cnn, tmp_path / "b.engine", _config(int8=True, calib_cache=str(cache)), log=lambda m: None)
+    second = build_engine(cnn, tmp_path / "b.engine", _config(int8=True, calib_cache=str(cache), timing_cache=timing),
+                          log=lambda m: None)
     assert second["report"]["int8"]["calibration"]["reused"]
     a, b = read_engine(tmp_path / "a.engine"), read_engine(tmp_path / "b.engine")
     assert a.plan.to_json() == b.plan.to_json()  # the same quantized graph: same scales, same INT8 weights
