@@ -225,6 +225,8 @@ def _set(path, value):
     (_set(["plan", "constants", "b2"], "nope"), r"plan.constants\['b2'\]: weight 'nope' is not in the engine"),
     (_set(["plan", "steps", 2, "outputs", 0], "elsewhere"), r"plan.outputs: \['probs'\] are produced by no step"),
     (_set(["plan", "steps", 1, "inputs", 0], "later"), r"plan.steps\[1\] .*reads \['later'\], which nothing before"),
+    # 10-minute run: ["add", ["plan", "subplans", 3, "inputs"], "/etc/passwd", null] gave AttributeError
+    (lambda h: h["plan"]["inputs"].append(None), r"plan.inputs\[1\]: expected an object, got None"),
 ])
 def test_tampered_header_is_refused_naming_the_field(tmp_path, engine_bytes, edit, message):
     """fuzz engine (header family, checksums recomputed): each edit gave an AttributeError, KeyError or TypeError

@@ -85,10 +85,10 @@ class Plan:
         for domain, version in opsets.items():
             _expect_int(version, f"{where}.opsets[{domain!r}]")
         return cls(
-            inputs=[_spec(d, f"{where}.inputs[{i}]") for i, d in enumerate(_expect(data["inputs"], list,
-                                                                                      f"{where}.inputs"))],
-            outputs=[_spec(d, f"{where}.outputs[{i}]") for i, d in enumerate(_expect(data["outputs"], list,
-                                                                                        f"{where}.outputs"))],
+            inputs=[_spec(_expect(d, dict, f"{where}.inputs[{i}]"), f"{where}.inputs[{i}]")
+                    for i, d in enumerate(_expect(data["inputs"], list, f"{where}.inputs"))],
+            outputs=[_spec(_expect(d, dict, f"{where}.outputs[{i}]"), f"{where}.outputs[{i}]")
+                     for i, d in enumerate(_expect(data["outputs"], list, f"{where}.outputs"))],
             steps=[_step(d, f"{where}.steps[{i}]") for i, d in enumerate(_expect(data["steps"], list,
                                                                                     f"{where}.steps"))],
             constants=dict(constants),
