@@ -196,8 +196,8 @@ class InputsCampaign:
         session = self.sessions[recipe["session"]]
         try:
             feeds = build_feeds(recipe, session, case.base, np.random.default_rng(len(str(recipe))))
-        except (ValueError, TypeError, OverflowError, MemoryError) as exc:
-            return Outcome(UNBUILDABLE, type(exc).__name__, str(exc))
+        except (ValueError, TypeError, OverflowError, MemoryError, RuntimeError) as exc:  # e.g. torch's expand of
+            return Outcome(UNBUILDABLE, type(exc).__name__, str(exc))  # 2^31 x 2^40 x ...: its numel overflows
         return self.sup.run(target, session, feeds, output_names(recipe, session), recipe["call"], folder=self.work)
 
     def cases(self, seed: int, n: int) -> list[Case]:
