@@ -27,7 +27,7 @@ from bench.fuzz import models  # noqa: E402
 from bench.fuzz.fuzz_engine import edit_json, json_paths, json_value  # noqa: E402
 from bench.fuzz.fuzz_onnx import apply_bytes  # noqa: E402
 from bench.fuzz.supervisor import (ROOT, UNBUILDABLE, Campaign, campaign_args, Case, draw_recipes,  # noqa: E402
-                                   limit_warm_process, listify, Outcome, run_cases, Supervisor)
+                                   campaign_main, limit_warm_process, listify, Outcome, run_cases, Supervisor)
 
 import numpy as np  # noqa: E402
 
@@ -270,19 +270,7 @@ NOTES = ("Each case forked from a warm process (greenrt, torch, onnx imported), 
 
 
 def main(argv=None) -> int:
-    args = campaign_args(__doc__.splitlines()[0], str(ROOT / "bench/results/fuzz_calibration.json")).parse_args(argv)
-    fuzz = CalibrationCampaign(args.wall)
-    limit_warm_process()
-    # the campaign's clock starts here: drawing the cases counts in its rate
-    campaign = _DictCampaign("calibration", args.seed, fuzz.sup, fuzz.run)
-    cases = fuzz.cases(args.seed, args.cases)
-    run_cases(campaign, cases, fuzz.run, minutes=args.minutes)
-    print(campaign.summary())
-    command = "nice -n 19 python bench/fuzz/fuzz_calibration.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    campaign.write(args.out, command, notes=NOTES)
-    shutil.rmtree(fuzz.work, ignore_errors=True)
-    return 0
+    return campaign_main("calibration", __doc__, CalibrationCampaign, NOTES, argv, campaign_class=_DictCampaign)
 
 
 if __name__ == "__main__":

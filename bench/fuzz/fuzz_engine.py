@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.fuzz import models  # noqa: E402
 from bench.fuzz.fuzz_onnx import apply_bytes, byte_recipe  # noqa: E402
 from bench.fuzz.supervisor import (ROOT, UNBUILDABLE, Campaign, campaign_args, Case, draw_recipes,  # noqa: E402
-                                   limit_warm_process, listify, Outcome, run_cases, Supervisor)
+                                   campaign_main, limit_warm_process, listify, Outcome, run_cases, Supervisor)
 
 import numpy as np  # noqa: E402
 
@@ -275,18 +275,7 @@ NOTES = ("Each case forked from a warm process (greenrt, torch imported), 10 s w
 
 
 def main(argv=None) -> int:
-    args = campaign_args(__doc__.splitlines()[0], str(ROOT / "bench/results/fuzz_engine.json")).parse_args(argv)
-    fuzz = EngineCampaign(args.wall)
-    limit_warm_process()
-    # the campaign's clock starts here: drawing the cases counts in its rate
-    campaign = Campaign("engine", args.seed, fuzz.sup, fuzz.run)
-    cases = fuzz.cases(args.seed, args.cases)
-    run_cases(campaign, cases, fuzz.run, minutes=args.minutes)
-    print(campaign.summary())
-    command = "nice -n 19 python bench/fuzz/fuzz_engine.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    campaign.write(args.out, command, notes=NOTES)
-    shutil.rmtree(fuzz.work, ignore_errors=True)
-    return 0
+    return campaign_main("engine", __doc__, EngineCampaign, NOTES, argv)
 
 
 if __name__ == "__main__":

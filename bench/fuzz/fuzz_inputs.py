@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.fuzz import models  # noqa: E402
 from bench.fuzz.supervisor import (ROOT, UNBUILDABLE, Campaign, campaign_args, Case, draw_recipes,  # noqa: E402
-                                   limit_warm_process, listify, Outcome, run_cases, Supervisor)
+                                   campaign_main, limit_warm_process, listify, Outcome, run_cases, Supervisor)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -239,18 +239,7 @@ NOTES = ("Each case forked from a warm process that holds the sessions (greenrt,
 
 
 def main(argv=None) -> int:
-    args = campaign_args(__doc__.splitlines()[0], str(ROOT / "bench/results/fuzz_inputs.json")).parse_args(argv)
-    fuzz = InputsCampaign(args.wall)
-    limit_warm_process()
-    # the campaign's clock starts here: drawing the cases counts in its rate
-    campaign = _FeedCampaign("inputs", args.seed, fuzz.sup, fuzz.run)
-    cases = fuzz.cases(args.seed, args.cases)
-    run_cases(campaign, cases, fuzz.run, minutes=args.minutes)
-    print(campaign.summary())
-    command = "nice -n 19 python bench/fuzz/fuzz_inputs.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    campaign.write(args.out, command, notes=NOTES)
-    shutil.rmtree(fuzz.work, ignore_errors=True)
-    return 0
+    return campaign_main("inputs", __doc__, InputsCampaign, NOTES, argv, campaign_class=_FeedCampaign)
 
 
 if __name__ == "__main__":

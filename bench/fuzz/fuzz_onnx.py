@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.fuzz.supervisor import (ROOT, UNBUILDABLE, Campaign, campaign_args, Case, draw_recipes,  # noqa: E402
-                                   limit_warm_process, listify, Outcome, run_cases, Supervisor)
+                                   campaign_main, limit_warm_process, listify, Outcome, run_cases, Supervisor)
 from bench.fuzz import models  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -440,18 +440,7 @@ def _rmtree(folder: Path) -> None:
 
 
 def main(argv=None) -> int:
-    args = campaign_args(__doc__.splitlines()[0], str(ROOT / "bench/results/fuzz_onnx.json")).parse_args(argv)
-    fuzz = OnnxCampaign(args.wall)
-    limit_warm_process()
-    # the campaign's clock starts here: drawing the cases counts in its rate
-    campaign = Campaign("onnx", args.seed, fuzz.sup, fuzz.run)
-    cases = fuzz.cases(args.seed, args.cases)
-    run_cases(campaign, cases, fuzz.run, minutes=args.minutes)
-    print(campaign.summary())
-    command = "nice -n 19 python bench/fuzz/fuzz_onnx.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    campaign.write(args.out, command, notes=NOTES)
-    _rmtree(fuzz.work)
-    return 0
+    return campaign_main("onnx", __doc__, OnnxCampaign, NOTES, argv)
 
 
 NOTES = ("Each case forked from a warm process (greenrt, torch, onnx imported), 10 s wall and 2 GiB (address space "

@@ -401,6 +401,25 @@ def campaign_args(description: str, default_out: str):
     return ap
 
 
+def campaign_main(name: str, doc: str, make_fuzz: Callable[[float], Any], notes: str, argv=None,
+                  campaign_class: type | None = None) -> int:
+    """A campaign script's main: its arguments, the warm process capped, the cases drawn (the campaign's clock
+    starts there: drawing the cases counts in its rate) and run, the summary printed and the results written to
+    bench/results/fuzz_NAME.json (or --out), its scratch folder removed."""
+    import shutil
+
+    args = campaign_args(doc.splitlines()[0], str(ROOT / f"bench/results/fuzz_{name}.json")).parse_args(argv)
+    fuzz = make_fuzz(args.wall)
+    limit_warm_process()
+    campaign = (campaign_class or Campaign)(name, args.seed, fuzz.sup, fuzz.run)
+    run_cases(campaign, fuzz.cases(args.seed, args.cases), fuzz.run, minutes=args.minutes)
+    print(campaign.summary())
+    command = f"nice -n 19 python bench/fuzz/fuzz_{name}.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    campaign.write(args.out, command, notes=notes)
+    shutil.rmtree(fuzz.work, ignore_errors=True)
+    return 0
+
+
 def run_cases(campaign: "Campaign", cases: list[Case], run: Callable[[Case], Outcome], quiet: bool = False,
               minutes: float | None = None) -> None:
     """Each case through ``run`` (which forks it), counted, until the cases or ``minutes`` run out; a rich progress

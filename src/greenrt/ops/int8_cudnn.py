@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..onnx.dtypes import to_torch_dtype
 from ._util import derived_constant
 from .int8 import FLOAT, FLOAT8E4M3FN, FLOAT16, INT8, UINT8, QConv
 from .tactics import tactic
@@ -267,8 +268,7 @@ def _run(index: int, x, w, w_scale, b=None, z=None, w_zero_point=None, x_scale_t
         inv = float(np.float32(1.0 / y_scale))  # as the reference: float32(1 / y_scale)
         pack[g.tensors["inv"]] = derived_constant(w_scale, f"inv{inv!r}", lambda t: torch.full(
             (1, 1, 1, 1), inv, dtype=torch.float32, device=t.device))
-    dtype = {INT8: torch.int8, UINT8: torch.uint8, FLOAT: torch.float32, FLOAT16: torch.float16,
-             FLOAT8E4M3FN: torch.float8_e4m3fn}[out_dtype]
+    dtype = to_torch_dtype(out_dtype)
     out = torch.empty(g.tensors["y"].get_dim(), dtype=dtype, device=x.device).contiguous(memory_format=cl)
     pack[g.tensors["y"]] = out
     if index not in g.buffers:
