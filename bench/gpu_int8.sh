@@ -5,7 +5,8 @@
 # probe:  bench/probes/cudnn_int8_conv.py at batch 256 (every plan of nine ResNet-50 convs vs torch fp16);
 # engine: ResNet-50 (random weights) built as an INT8 + fp16 engine at --opt-level 1 for batch 1..256, its build log
 #         timestamped (the build's stages and the tactic stage's cost), the tactics it chose, its timing cache;
-# bench:  `greenrt bench` of that engine against torch eager and torch.compile fp16 at batch 1 and 256 (JSON + plot).
+# bench:  `greenrt bench` of that engine against torch eager and torch.compile fp16 at batch 1 and 256 (JSON + plot);
+# bert:   BERT-base (random weights, sequence 128) built INT8 + fp16 for batch 1..64 and benched the same way.
 # Everything lands under $OUT; each part under its own timeout so that one slow part leaves the others' results.
 source bench/gpu_env.sh || exit 1
 export PYTHONPATH=$PYTHONPATH:$PWD
@@ -52,4 +53,29 @@ if [[ " $parts " == *" bench "* && -f "$OUT/resnet50_int8.engine" ]]; then
         --torch-module bench.suite_models:resnet50 --json "$OUT/bench_resnet50_int8.json" \
         --plot "$OUT/bench_resnet50_int8.png" 2>&1 | quiet | tail -20
     rm -f "$OUT/resnet50_int8.engine"  # 25 MB: rebuilt from the caches in seconds
+fi
+if [[ " $parts " == *" bert "* ]]; then
+    timeout 420 python3 - <<'EOF' 2>&1 | quiet | stamp | tail -30
+import os, time, numpy as np
+from greenrt.build import BuildConfig, build_engine
+from greenrt.plan.profiles import parse_profile
+from greenrt.zoo import text
+out = os.environ["OUT"]
+path = text.export_bert_base()
+rng = np.random.default_rng(0)
+np.savez("/tmp/bert_calib.npz", input_ids=rng.integers(0, 30522, (32, 128)).astype(np.int64),
+         attention_mask=np.ones((32, 128), np.int64), token_type_ids=rng.integers(0, 2, (32, 128)).astype(np.int64))
+prof = [parse_profile(",".join(f"{n}:1x128/64x128/64x128" for n in ("input_ids", "attention_mask", "token_type_ids")))]
+t0 = time.time()
+build_engine(path, f"{out}/bert_int8.engine", BuildConfig(
+    device="cuda", profiles=prof, opt_level=1, precision="fp16", int8=True, calib="/tmp/bert_calib.npz",
+    calib_cache=f"{out}/bert_calib.json", timing_cache=f"{out}/bert_int8_timing.json"),
+    log=lambda m: print(m[:160], flush=True))
+print(f"bert int8 build {time.time() - t0:.0f} s", flush=True)
+EOF
+    [[ -f "$OUT/bert_int8.engine" ]] && timeout 240 python3 -m greenrt.tools.cli bench "$OUT/bert_int8.engine" \
+        --batch 1,64 --vs eager,torch-compile --torch-module bench.suite_models:bert_base \
+        --shapes input_ids:1x128,attention_mask:1x128,token_type_ids:1x128 --json "$OUT/bench_bert_int8.json" 2>&1 \
+        | quiet | tail -20
+    rm -f "$OUT/bert_int8.engine"
 fi

@@ -1,0 +1,17 @@
+# Issue 12's CPU comparison, reproducible: build the opt-4 fp32 engines and bench them against onnxruntime and
+# OpenVINO (f32 and its bf16 default) in interleaved rounds, batch 1 and 8.
+#   bash bench/cpu_rounds.sh [DIR]     (default /tmp/cpu_rounds; engines are reused when present)
+# Measure on a quiet machine: the load average lands in each JSON's metadata.
+set -e
+dir=${1:-/tmp/cpu_rounds}
+mkdir -p "$dir"
+cd "$(dirname "$0")/.."
+for m in resnet50 mobilenet_v3_large efficientnet_lite0; do
+  if [[ ! -f $dir/$m.engine ]]; then
+    .venv/bin/python bench/suite_models.py $m "$dir/$m.onnx"
+    .venv/bin/greenrt build "$dir/$m.onnx" -o "$dir/$m.engine" --device cpu --opt-level 4 \
+      --shapes image:1x3x224x224/1x3x224x224/8x3x224x224 | tail -3
+  fi
+  .venv/bin/greenrt bench "$dir/$m.engine" --batch 1,8 --vs onnxruntime,openvino,openvino-bf16 --rounds 10 \
+    --json "$dir/cpu_bench_rounds_$m.json"
+done
