@@ -651,6 +651,32 @@ def _sensitivity(r: dict[str, Results]) -> str:
                 f"output vs onnxruntime with one op group kept fp32): {'; '.join(parts)}. Source: {f.cite()}.")
 
 
+def _cpu_rounds(r: dict[str, Results]) -> str:
+    """Issue 12's comparison (bench/cpu_rounds.sh): the opt-4 fp32 engines against onnxruntime and OpenVINO through
+    `greenrt bench` in interleaved rounds, one file per model."""
+    names = ("resnet50", "mobilenet_v3_large", "efficientnet_lite0")
+    files = [r[f"cpu_bench_rounds_{m}.json"] for m in names]
+    rows = ["| model | batch | greenrt fp32 | onnxruntime (faster of default, best) | OpenVINO f32 | OpenVINO bf16 | "
+            "greenrt / onnxruntime, per round | greenrt max rel err |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for f in files:
+        for rec in f.where(runner="greenrt engine fp32"):
+            ort = f.one(model=rec["model"], batch=rec["batch"], runner=rec["headline_vs"])
+            ov, ovb = (f.one(model=rec["model"], batch=rec["batch"], runner=k)
+                       for k in ("openvino fp32", "openvino-bf16 bf16"))
+            rows.append(f"| {rec['model']} | {rec['batch']} | {ms(rec['latency_ms_p50'])} | "
+                        f"{ms(ort['latency_ms_p50'])} | {ms(ov['latency_ms_p50'])} | {ms(ovb['latency_ms_p50'])} | "
+                        f"{ratio(f.ratio('round_latency_ratio_vs', rec, rec['headline_vs']))} | "
+                        f"{err(rec['max_rel_err_vs_onnxruntime'])} |")
+    loads = [max(f.meta["load_average"]["start"][0], f.meta["load_average"]["end"][0]) for f in files]
+    head = para(f"**CPU engines against onnxruntime and OpenVINO** (issue 12; `--opt-level 4` fp32 engines, "
+                f"{files[0].meta['threads']} threads for every runner, p50 latency over {files[0].meta['rounds']} "
+                f"interleaved rounds in one process; the ratio is the median of the per-round ratios against the "
+                f"faster onnxruntime session; one-minute load average at most {num(max(loads))} during the runs):")
+    tail = para("Sources: " + "; ".join(f.cite(("torch", "onnxruntime")) for f in files) + ".")
+    return "\n\n".join([head, "\n".join(rows), tail])
+
+
 def _cpu_bf16(r: dict[str, Results]) -> str:
     f = r["cpu_bf16_ab.json"]
     parts = []
@@ -761,7 +787,7 @@ def block_measured(r: dict[str, Results]) -> str:
                  "the files disagree. Each source is one run; every ratio compares runners of the same run.")
     sections = [intro, _suite(r), _suite_transformers(r), _suite_opt4(r), _cross_build(r), _accuracy(r), _int8_kernels(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
                 _node_counts(r),
-                _cpu_ab(r), _cpu_compiled(r), _cpu_bf16(r), _sensitivity(r), _install(r)]
+                _cpu_rounds(r), _cpu_ab(r), _cpu_compiled(r), _cpu_bf16(r), _sensitivity(r), _install(r)]
     return "\n" + "\n\n".join(sections) + "\n"
 
 
