@@ -338,17 +338,19 @@ def _transposed_projection(path):
     return path
 
 
-@pytest.mark.parametrize("winner", ["linear", "linear-rows-in-memory-order"])
+@pytest.mark.parametrize("winner", ["linear", "linear-rows-in-memory-order", "onednn"])
 def test_a_gemm_over_a_permuted_input_has_both_row_orders_and_each_is_right(tmp_path, winner, monkeypatch):
     """FusedMatMul reading a transposed view: F.linear on the view (a copy first) or over the rows in memory order
-    (no copy, a permuted view out); each, forced, matches onnxruntime, shape and values."""
+    (no copy, a permuted view out), and on the CPU oneDNN's linear on the view; each, forced, matches onnxruntime,
+    shape and values."""
     import onnxruntime as ort
 
     path = _transposed_projection(tmp_path / "proj.onnx")
 
     def favour(step, found, args, kwargs, default_fn, _timer, runs, tol):
         names = {t.name for t in found}
-        assert names == {"linear", "linear-rows-in-memory-order"}, names
+        assert names == {"linear", "linear-rows-in-memory-order"} | (
+            {"onednn"} if hasattr(torch.ops.mkldnn, "_linear_pointwise") else set()), names
         return tactics_stage.LayerChoice(step.name, step.op_type, winner, {n: 1.0 for n in names})
 
     monkeypatch.setattr(tactics_stage, "_time_candidates", favour)
@@ -441,3 +443,33 @@ def test_a_candidate_far_slower_in_one_call_is_not_timed_further():
                                                                                      lambda a, k: True)],
                                             [x], {}, fast, timer, 5, 1e-6)
     assert choice.timed_once == [] and len(timed) == 3
+
+
+@pytest.mark.parametrize("activation", ["", "Relu", "Gelu", "GeluTanh", "Sigmoid", "Tanh", "HardSwish", "Clip",
+                                        "LeakyRelu", "HardSigmoid", "SiLU"])
+def test_onednn_linear_tactic_matches_the_layer_with_every_activation(activation):
+    """The CPU tactic 'onednn' (oneDNN's linear, weight reordered once, bias and activation as post-ops) computes
+    what the layer's default does, on 2-D and 3-D inputs and at row counts other than the first call's (its
+    reordered weight serves any row count); where it cannot run it is not offered."""
+    from greenrt.ops.fused import FusedMatMul
+    from greenrt.ops.tactics import candidates, lookup
+
+    if not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        pytest.skip("this torch has no oneDNN linear")
+    params = {"LeakyRelu": [0.1], "Clip": [-1.0, 2.0], "HardSigmoid": [1 / 6, 0.5]}.get(activation, [])
+    attrs = {"activation": activation, "activation_params": params, "trans_w": 1}
+    gen = torch.Generator().manual_seed(3)
+    w, b = torch.randn(48, 64, generator=gen) / 8, torch.randn(48, generator=gen)
+    tactic = lookup("greenrt", "FusedMatMul", "onednn")
+    for shape in [(7, 64), (2, 5, 64), (1, 64), (33, 64)]:
+        a = torch.randn(*shape, generator=gen)
+        assert "onednn" in {t.name for t in candidates("greenrt", "FusedMatMul", (a, w, b), attrs)}
+        got, want = tactic.fn(a, w, b, **attrs), FusedMatMul(a, w, b, **attrs)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # not offered: weights as (K, N), a float64 input, a bias of another dtype
+    a = torch.randn(4, 64, generator=gen)
+    assert "onednn" not in {t.name for t in candidates("greenrt", "FusedMatMul", (a, w.t(), b), {**attrs, "trans_w": 0})}
+    assert "onednn" not in {t.name for t in candidates("greenrt", "FusedMatMul", (a.double(), w.double(), b.double()),
+                                                       attrs)}
+    assert "onednn" not in {t.name for t in candidates("greenrt", "FusedMatMul", (a, w, b.double()), attrs)}

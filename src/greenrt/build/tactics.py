@@ -261,7 +261,8 @@ def choose_tactics(runner, feeds: dict[str, torch.Tensor] | None, opt_level: int
                                            "timings_ms": {}, "opt_level": opt_level})
             return
         entry = cache.entries.get(key)
-        if entry is not None and entry["winner"] in {t.name for t in found}:
+        # an entry without timings says the layer had one candidate when it was written: time the choice now
+        if entry is not None and entry["timings_ms"] and entry["winner"] in {t.name for t in found}:
             step.tactic = entry["winner"]
             report.layers.append(LayerChoice(step.name, step.op_type, entry["winner"],
                                              dict(entry["timings_ms"]), cached=True))

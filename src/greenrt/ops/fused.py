@@ -15,6 +15,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from ._util import derived_constant
 from .conv import cpu_bf16_native
 from .registry import REGISTRY, op
 from .tactics import tactic
@@ -261,8 +262,10 @@ def _linear_in_memory_order(a, w, b=None, *, activation="", activation_params=()
     return y.permute(inverse)
 
 
-@tactic(GREENRT, "FusedMatMul", "linear", lambda args, attrs: bool(attrs.get("trans_w")) and _in_memory_order(
-    args[0]) is not None, doc="F.linear on the input as it comes (a permuted input is copied to contiguous rows)")
+@tactic(GREENRT, "FusedMatMul", "linear", lambda args, attrs: bool(attrs.get("trans_w")) and (
+    _in_memory_order(args[0]) is not None or _onednn_linear_applies(args, attrs)),
+    doc="F.linear on the input as it comes (cuBLASLt on the GPU, MKL on the CPU; a permuted input is copied to "
+        "contiguous rows)")
 def _linear_as_is(a, w, b=None, **attrs):
     return FusedMatMul(a, w, b, **attrs)
 
@@ -271,6 +274,34 @@ tactic(GREENRT, "FusedMatMul", "linear-rows-in-memory-order",
        lambda args, attrs: bool(attrs.get("trans_w")) and _in_memory_order(args[0]) is not None,
        doc="F.linear over the rows of a permuted input in memory order, the output a permuted view (no input "
            "copy)")(_linear_in_memory_order)
+
+
+def _onednn_linear_applies(args, attrs) -> bool:
+    """oneDNN's linear runs these arguments: a CPU float32 (or natively supported bfloat16) input, the (N, K) weight
+    constant of a trans_w layer, a 1-D bias of the same dtype, an activation oneDNN has as a post-op."""
+    a, w = args[0], args[1]
+    b = args[2] if len(args) > 2 else None
+    if not (attrs.get("trans_w") and hasattr(torch.ops.mkldnn, "_linear_pointwise") and isinstance(a, torch.Tensor)
+            and a.device.type == "cpu" and a.dim() >= 2 and w.dim() == 2 and a.dtype == w.dtype
+            and a.shape[-1] == w.shape[1]):
+        return False
+    if a.dtype != torch.float32 and not (a.dtype == torch.bfloat16 and cpu_bf16_native()):
+        return False
+    if b is not None and (b.dtype != a.dtype or b.shape != (w.shape[0],)):
+        return False
+    return _onednn_unary(attrs.get("activation", ""), attrs.get("activation_params", ())) is not None
+
+
+@tactic(GREENRT, "FusedMatMul", "onednn", _onednn_linear_applies,
+        doc="oneDNN's linear on the CPU: the weight reordered once into oneDNN's layout, bias and activation as "
+            "post-ops (F.linear calls MKL's GEMM, 1.2-2x slower on this project's AMD CPU: bench/NOTES.md)")
+def _onednn_linear(a, w, b=None, *, activation="", activation_params=(), trans_w=0):
+    attrs = {"activation": activation, "activation_params": activation_params, "trans_w": trans_w}
+    if not _onednn_linear_applies((a, w, b), attrs):  # a plan's tactic binds without a check: stay correct
+        return FusedMatMul(a, w, b, **attrs)
+    attr, scalars, algorithm = _onednn_unary(activation, activation_params)
+    packed = derived_constant(w, "onednn-linear", torch.ops.mkldnn._reorder_linear_weight)
+    return torch.ops.mkldnn._linear_pointwise(a, packed, b, attr, scalars, algorithm)
 
 
 @op("Gelu", 1, domain=GREENRT)
