@@ -12,7 +12,7 @@ source bench/gpu_env.sh || exit 1
 export PYTHONPATH=$PYTHONPATH:$PWD
 mkdir -p "$OUT"
 parts=${*:-tests probe engine bench}
-quiet() { grep -v '^Warning: CUDNN\|^$\|engineId\|^)$'; }  # cuDNN's notes on the engines it cannot use
+quiet() { grep --line-buffered -v '^Warning: CUDNN\|^$\|engineId\|^)$'; }  # cuDNN's notes on the engines it cannot use
 stamp() { while IFS= read -r line; do printf '%6ss %s\n' "$SECONDS" "$line"; done; }
 
 if [[ " $parts " == *" tests "* ]]; then
@@ -24,7 +24,7 @@ if [[ " $parts " == *" probe "* ]]; then
         | quiet | tail -12
 fi
 if [[ " $parts " == *" engine "* ]]; then
-    timeout 300 python3 - <<'EOF' 2>&1 | quiet | stamp | tail -40
+    timeout ${ENGINE_S:-300} python3 - <<'EOF' 2>&1 | quiet | stamp | tail -70
 import os, time, numpy as np, onnx
 from greenrt.build import BuildConfig, build_engine
 from greenrt.plan.profiles import parse_profile
@@ -37,6 +37,13 @@ rng = np.random.default_rng(0)
 np.savez("/tmp/calib.npz", **{name: rng.standard_normal((32, 3, 224, 224)).astype(np.float32)})
 prof = [parse_profile(f"{name}:1x3x224x224/256x3x224x224/256x3x224x224")]
 t0 = time.time()
+import greenrt.build.tactics as stage
+_time = stage._time_candidates
+def _timed(step, found, *a):  # each timed layer's cost, as it happens
+    t = time.time(); choice = _time(step, found, *a)
+    print(f"  {time.time() - t0:5.0f}s {step.name}: {len(found)} candidates, {time.time() - t:.1f} s, {choice.winner}", flush=True)
+    return choice
+stage._time_candidates = _timed
 build_engine(path, f"{out}/resnet50_int8.engine", BuildConfig(
     device="cuda", profiles=prof, opt_level=1, precision="fp16", int8=True, calib="/tmp/calib.npz",
     calib_cache=f"{out}/resnet50_calib.json", timing_cache=f"{out}/resnet50_int8_timing.json"),
@@ -49,7 +56,7 @@ print(f"resnet50 int8 build {time.time() - t0:.0f} s, tactics {tactics}", flush=
 EOF
 fi
 if [[ " $parts " == *" bench "* && -f "$OUT/resnet50_int8.engine" ]]; then
-    timeout 300 python3 -m greenrt.tools.cli bench "$OUT/resnet50_int8.engine" --batch 1,256 --vs eager,torch-compile \
+    timeout ${BENCH_S:-300} python3 -m greenrt.tools.cli bench "$OUT/resnet50_int8.engine" --batch 1,256 --vs eager,torch-compile \
         --torch-module bench.suite_models:resnet50 --json "$OUT/bench_resnet50_int8.json" \
         --plot "$OUT/bench_resnet50_int8.png" 2>&1 | quiet | tail -20
     rm -f "$OUT/resnet50_int8.engine"  # 25 MB: rebuilt from the caches in seconds
