@@ -14,6 +14,8 @@ import torch
 from greenrt.ops.int8 import FLOAT, FLOAT16, INT8, UINT8, QConv
 from greenrt.ops.tactics import candidates, lookup
 
+from .fp8_tolerance import assert_fp8_close
+
 # (x dtype, channels in, out, kernel, stride, pads, bias, activation, params, out dtype, residual dtype)
 CASES = [
     (torch.int8, 64, 64, 3, 1, [1, 1, 1, 1], True, "Relu", (), INT8, None),
@@ -106,9 +108,10 @@ def test_off_the_gpu_only_the_reference_applies_and_a_plan_name_falls_back_to_it
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("out", [FLOAT, 17], ids=["float-out", "fp8-out"])
-def test_fp8_cudnn_plans_match_the_reference_within_float32_accumulation(cudnn_available, out):
-    """--fp8 convs: float8 e4m3 in, float32 accumulation (so within float32 rounding of the float64 reference),
-    float8 out at most one step apart. Where cuDNN has no FP8 engine for a layer, no plan is offered."""
+def test_fp8_cudnn_plans_match_the_reference_within_fp8_accumulation(cudnn_available, out):
+    """--fp8 convs: float8 e4m3 in, Hopper's FP8 accumulation (about 14 mantissa bits, tests/ops/fp8_tolerance.py),
+    so within 2^-12 of the largest output of the float64 reference, float8 outputs one step more. Where cuDNN has no
+    FP8 engine for a layer, no plan is offered."""
     if torch.cuda.get_device_capability() < (8, 9):
         pytest.skip("FP8 needs compute capability 8.9 or later")
     g = torch.Generator().manual_seed(17)
@@ -127,8 +130,5 @@ def test_fp8_cudnn_plans_match_the_reference_within_float32_accumulation(cudnn_a
     for t in plans:
         y = t.fn(*args, **attrs)
         assert y.dtype == ref.dtype and y.shape == ref.shape
-        if out == 17:
-            steps = (y.view(torch.uint8).int() - ref.view(torch.uint8).int()).abs()
-            assert int(steps.max()) <= 1 and float((steps > 0).float().mean()) < 1e-2, t.name
-        else:
-            torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+        assert_fp8_close(y, ref, t.name)
+    assert float(ref.float().abs().max()) > 1  # not a test on zeros
