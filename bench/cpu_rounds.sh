@@ -6,12 +6,17 @@ set -e
 dir=${1:-/tmp/cpu_rounds}
 mkdir -p "$dir"
 cd "$(dirname "$0")/.."
-for m in resnet50 mobilenet_v3_large efficientnet_lite0; do
+text=input_ids,attention_mask,token_type_ids
+for m in ${MODELS:-resnet50 mobilenet_v3_large efficientnet_lite0 minilm}; do
+  if [[ $m == minilm ]]; then  # sequence 128
+    build=$(for n in ${text//,/ }; do printf '%s:1x128/1x128/8x128,' $n; done); bench=${build//\/1x128\/8x128/}
+  else
+    build=image:1x3x224x224/1x3x224x224/8x3x224x224; bench=
+  fi
   if [[ ! -f $dir/$m.engine ]]; then
     .venv/bin/python bench/suite_models.py $m "$dir/$m.onnx"
-    .venv/bin/greenrt build "$dir/$m.onnx" -o "$dir/$m.engine" --device cpu --opt-level 4 \
-      --shapes image:1x3x224x224/1x3x224x224/8x3x224x224 | tail -3
+    .venv/bin/greenrt build "$dir/$m.onnx" -o "$dir/$m.engine" --device cpu --opt-level 4 --shapes "${build%,}" | tail -3
   fi
-  .venv/bin/greenrt bench "$dir/$m.engine" --batch 1,8 --vs onnxruntime,openvino,openvino-bf16 --rounds 10 \
-    --json "$dir/cpu_bench_rounds_$m.json"
+  .venv/bin/greenrt bench "$dir/$m.engine" --batch 1,8 ${bench:+--shapes "${bench%,}"} \
+    --vs onnxruntime,openvino,openvino-bf16 --rounds 10 --json "$dir/cpu_bench_rounds_$m.json"
 done

@@ -654,7 +654,7 @@ def _sensitivity(r: dict[str, Results]) -> str:
 def _cpu_rounds(r: dict[str, Results]) -> str:
     """Issue 12's comparison (bench/cpu_rounds.sh): the opt-4 fp32 engines against onnxruntime and OpenVINO through
     `greenrt bench` in interleaved rounds, one file per model."""
-    names = ("resnet50", "mobilenet_v3_large", "efficientnet_lite0")
+    names = ("resnet50", "mobilenet_v3_large", "efficientnet_lite0", "minilm")
     files = [r[f"cpu_bench_rounds_{m}.json"] for m in names]
     rows = ["| model | batch | greenrt fp32 | onnxruntime (faster of default, best) | OpenVINO f32 | OpenVINO bf16 | "
             "greenrt / onnxruntime, per round | greenrt max rel err |",
@@ -669,7 +669,7 @@ def _cpu_rounds(r: dict[str, Results]) -> str:
                         f"{ratio(f.ratio('round_latency_ratio_vs', rec, rec['headline_vs']))} | "
                         f"{err(rec['max_rel_err_vs_onnxruntime'])} |")
     loads = [max(f.meta["load_average"]["start"][0], f.meta["load_average"]["end"][0]) for f in files]
-    head = para(f"**CPU engines against onnxruntime and OpenVINO** (issue 12; `--opt-level 4` fp32 engines, "
+    head = para(f"**CPU engines against onnxruntime and OpenVINO** (issue 12; `--opt-level 4` fp32 engines, MiniLM at sequence 128, "
                 f"{files[0].meta['threads']} threads for every runner, p50 latency over {files[0].meta['rounds']} "
                 f"interleaved rounds in one process; the ratio is the median of the per-round ratios against the "
                 f"faster onnxruntime session; one-minute load average at most {num(max(loads))} during the runs):")
