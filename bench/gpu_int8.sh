@@ -17,7 +17,7 @@ stamp() { while IFS= read -r line; do printf '%6ss %s\n' "$SECONDS" "$line"; don
 
 if [[ " $parts " == *" tests "* ]]; then
     timeout 150 python3 -m pytest -q -m gpu tests/ops/test_int8_cudnn.py tests/ops/test_int8_gemm.py \
-        tests/ops/test_int8_ops.py tests/build/test_int8_build.py -p no:cacheprovider --tb=line 2>&1 | quiet | tail -25
+        tests/ops/test_int8_ops.py tests/build/test_int8_build.py -p no:cacheprovider --tb=line ${TESTS_K:+-k "$TESTS_K"} 2>&1 | quiet | tail -25
 fi
 if [[ " $parts " == *" probe "* ]]; then
     timeout 150 python3 bench/probes/cudnn_int8_conv.py --batch 256 --out "$OUT/cudnn_int8_conv_b256.json" 2>&1 \
