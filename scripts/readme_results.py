@@ -651,28 +651,37 @@ def _sensitivity(r: dict[str, Results]) -> str:
                 f"output vs onnxruntime with one op group kept fp32): {'; '.join(parts)}. Source: {f.cite()}.")
 
 
-def _cpu_rounds(r: dict[str, Results]) -> str:
-    """Issue 12's comparison (bench/cpu_rounds.sh): the opt-4 fp32 engines against onnxruntime and OpenVINO through
-    `greenrt bench` in interleaved rounds, one file per model."""
-    names = ("resnet50", "mobilenet_v3_large", "efficientnet_lite0", "minilm")
-    files = [r[f"cpu_bench_rounds_{m}.json"] for m in names]
-    rows = ["| model | batch | greenrt fp32 | onnxruntime (faster of default, best) | OpenVINO f32 | OpenVINO bf16 | "
-            "greenrt / onnxruntime, per round | greenrt max rel err |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+CPU_ROUNDS_MODELS = ("resnet50", "mobilenet_v3_large", "efficientnet_lite0", "minilm")
+
+
+def _cpu_rounds(r: dict[str, Results], precision: str = "fp32") -> str:
+    """Issue 12's comparison (bench/cpu_rounds.sh): the opt-4 engines of one precision against onnxruntime and
+    OpenVINO (f32 and bf16) through `greenrt bench` in interleaved rounds, one file per model."""
+    tag = "" if precision == "fp32" else f"{precision}_"
+    files = [r[f] for f in (f"cpu_bench_rounds_{tag}{m}.json" for m in CPU_ROUNDS_MODELS) if f in r]
+    rows = [f"| model | batch | greenrt {precision} | onnxruntime fp32 (faster of default, best) | OpenVINO f32 | "
+            "OpenVINO bf16 | greenrt / onnxruntime, per round | greenrt / OpenVINO bf16, per round | "
+            "max rel err vs onnxruntime: greenrt, OpenVINO bf16 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for f in files:
-        for rec in f.where(runner="greenrt engine fp32"):
+        for rec in f.where(runner=f"greenrt engine {precision}"):
             ort = f.one(model=rec["model"], batch=rec["batch"], runner=rec["headline_vs"])
             ov, ovb = (f.one(model=rec["model"], batch=rec["batch"], runner=k)
                        for k in ("openvino fp32", "openvino-bf16 bf16"))
-            rows.append(f"| {rec['model']} | {rec['batch']} | {ms(rec['latency_ms_p50'])} | "
+            rows.append(f"| {rec['model'].removeprefix(tag)} | {rec['batch']} | {ms(rec['latency_ms_p50'])} | "
                         f"{ms(ort['latency_ms_p50'])} | {ms(ov['latency_ms_p50'])} | {ms(ovb['latency_ms_p50'])} | "
                         f"{ratio(f.ratio('round_latency_ratio_vs', rec, rec['headline_vs']))} | "
-                        f"{err(rec['max_rel_err_vs_onnxruntime'])} |")
+                        f"{ratio(f.ratio('round_latency_ratio_vs', rec, 'openvino-bf16 bf16'))} | "
+                        f"{err(rec['max_rel_err_vs_onnxruntime'])}, {err(ovb['max_rel_err_vs_onnxruntime'])} |")
     loads = [max(f.meta["load_average"]["start"][0], f.meta["load_average"]["end"][0]) for f in files]
-    head = para(f"**CPU engines against onnxruntime and OpenVINO** (issue 12; `--opt-level 4` fp32 engines, MiniLM at sequence 128, "
-                f"{files[0].meta['threads']} threads for every runner, p50 latency over {files[0].meta['rounds']} "
-                f"interleaved rounds in one process; the ratio is the median of the per-round ratios against the "
-                f"faster onnxruntime session; one-minute load average at most {num(max(loads))} during the runs):")
+    what = ("fp32 engines" if precision == "fp32" else
+            f"`--{precision}` engines (this CPU's avx512_bf16 through oneDNN; random-weight MobileNetV3 amplifies "
+            "rounding, as on the GPU)")
+    head = para(f"**CPU {precision} engines against onnxruntime and OpenVINO** (issue 12; `--opt-level 4` {what}, "
+                f"MiniLM at sequence 128, {files[0].meta['threads']} threads for every runner, p50 latency over "
+                f"{files[0].meta['rounds']} interleaved rounds in one process; ratios are medians of the per-round "
+                f"ratios, against the faster onnxruntime session and against OpenVINO's bf16 default; one-minute "
+                f"load average at most {num(max(loads))} during the runs):")
     tail = para("Sources: " + "; ".join(f.cite(("torch", "onnxruntime")) for f in files) + ".")
     return "\n\n".join([head, "\n".join(rows), tail])
 
@@ -787,7 +796,7 @@ def block_measured(r: dict[str, Results]) -> str:
                  "the files disagree. Each source is one run; every ratio compares runners of the same run.")
     sections = [intro, _suite(r), _suite_transformers(r), _suite_opt4(r), _cross_build(r), _accuracy(r), _int8_kernels(r), _tactics_ab(r), _bench_tool(r), _resnet_ab(r), _efficientnet(r), _ppocr(r), _corpus(r), _third_party(r), _conformance(r),
                 _node_counts(r),
-                _cpu_rounds(r), _cpu_ab(r), _cpu_compiled(r), _cpu_bf16(r), _sensitivity(r), _install(r)]
+                _cpu_rounds(r), _cpu_rounds(r, 'bf16'), _cpu_ab(r), _cpu_compiled(r), _cpu_bf16(r), _sensitivity(r), _install(r)]
     return "\n" + "\n\n".join(sections) + "\n"
 
 

@@ -430,3 +430,30 @@ def test_baseline_on_another_device_is_timed_at_the_smallest_batch_only(mlp_path
     validate_results({"format": "greenrt-results/1", "metadata": {
         "device": None, "driver": None, "versions": {}, "date": "2026-12-01", "command": "x", "notes": ""},
         "records": records})
+
+
+def test_an_engine_compiled_by_inductor_reports_its_load_and_first_run(mlp_path, tmp_path, monkeypatch, capsys):
+    """Issue 12's load targets in the bench's records: the engine's load time, and for an engine kept compiled by
+    Inductor its first run at each shape and whether the compiled-code cache held code then (cold, then warm)."""
+    import greenrt.build.tactics as tactics_stage
+    from greenrt.build import BuildConfig, build_engine
+    from greenrt.plan.profiles import parse_profile
+
+    monkeypatch.setenv("GREENRT_CACHE", str(tmp_path / "cache"))
+    order = iter([2.0, 1.0])  # executor, then Inductor: Inductor wins; layers' candidates all time 1 ms
+
+    def timer(run, runs):
+        run()
+        return 1.0 if "_time_candidates" in run.__qualname__ else next(order)
+
+    monkeypatch.setattr(tactics_stage, "_timer", lambda device: timer)
+    engine = tmp_path / "mlp.engine"
+    build_engine(str(mlp_path), str(engine), BuildConfig(device="cpu", opt_level=4, profiles=[
+        parse_profile("x:1x8/2x8/4x8")]), log=lambda m: None)
+    out = tmp_path / "r.json"
+    for warm in (False, True):
+        assert main(["bench", str(engine), *FAST, "--batch", "2", "--json", str(out)]) == 0
+        ours = find_record(load_results(out)["records"], "greenrt engine fp32")
+        assert ours["load_s"] > 0 and ours["first_run_s"] > 0 and "compiled_failed" not in ours
+        assert ours["compiled_cache_warm"] is warm
+        assert "first run" in capsys.readouterr().out

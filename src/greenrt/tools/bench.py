@@ -659,6 +659,21 @@ def _load_average() -> list[float] | None:
         return None
 
 
+def _load_fields(load_s: float, compiled, before: set) -> dict:
+    """The engine's load time, and for an engine run compiled by Inductor its first run at this batch's shape
+    (lowering, compile or a load from the compiled-code cache, the first call) and whether that cache held the
+    code already (a warm load) or it was compiled (a cold one)."""
+    out = {"load_s": round(load_s, 3)}
+    if compiled is not None:
+        new = [k for k in compiled.compile_seconds if k not in before]
+        if new:
+            out["first_run_s"] = round(compiled.compile_seconds[new[0]], 3)
+            out["compiled_cache_warm"] = compiled.compile_cache_warm.get(new[0])
+        if compiled.failed:
+            out["compiled_failed"] = compiled.failed
+    return out
+
+
 def _affinity():
     return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
 
@@ -670,7 +685,10 @@ def _run_bench(config: BenchConfig, threads: int, progress, log) -> tuple[list[d
     from .results import make_record
 
     load_start = _load_average()
+    t_load = time.perf_counter()
     session = InferenceSession(config.model, device=config.device, allow_mismatch=config.allow_mismatch)
+    load_s = time.perf_counter() - t_load
+    compiled = getattr(getattr(session, "runner", None), "compiled", None)  # an engine run compiled by Inductor
     device = session.device.type
     device_index = 0
     if device == "cuda":
@@ -701,6 +719,7 @@ def _run_bench(config: BenchConfig, threads: int, progress, log) -> tuple[list[d
     task = progress.add_task("bench", total=None) if progress is not None else None
     steps = 0  # the progress bar's total, known once each batch's runners are
     for batch in batches:
+        compiled_before = set(compiled.compile_seconds) if compiled is not None else set()
         feeds_np = _feeds(session, all_shapes[batch], config.seed, ROTATING_INPUTS)
         feeds_dev = _to_device(feeds_np, device)
         ours = _greenrt_runner(session, feeds_dev, device)
@@ -765,6 +784,8 @@ def _run_bench(config: BenchConfig, threads: int, progress, log) -> tuple[list[d
             else:
                 rec["reason"] = runner.reason
             rec |= runner.fields
+            if runner is ours:
+                rec |= _load_fields(load_s, compiled, compiled_before)
             if runner.note:
                 rec["note"] = runner.note
             if rec["status"] != "ok":
@@ -985,6 +1006,15 @@ def run_bench_command(args, console, err_console) -> int:
     for ours in (r for r in records if r["runner"].startswith("greenrt") and r.get("headline_vs")):
         console.print(f"batch {ours['batch']}: greenrt's latency / {escape(ours['headline_vs'])}'s (the faster "
                       f"onnxruntime): {_fmt(headline_ratio(ours))}x", highlight=False)
+    ours_records = [r for r in records if r["runner"].startswith("greenrt") and "load_s" in r]
+    for ours in ours_records:
+        if ours.get("first_run_s") is not None:
+            held = "held" if ours.get("compiled_cache_warm") else "did not hold"
+            console.print(f"batch {ours['batch']}: first run {_fmt(ours['first_run_s'])} s (Inductor: lowering, "
+                          f"compile or a load from the compiled-code cache, the first call; that cache {held} code "
+                          f"for this engine before)", highlight=False)
+    if ours_records:
+        console.print(f"engine load {_fmt(ours_records[0]['load_s'])} s", highlight=False)
     console.print(f"{extras['threads']} CPU threads for every runner; "
                   + (f"latency over {extras['rounds']} interleaved rounds" if extras["rounds"] else
                      "each runner timed in turn (--rounds 0)"), highlight=False)
