@@ -95,10 +95,6 @@ def test_inductor_is_kept_where_faster_and_its_code_lives_in_the_local_cache(mlp
     folder = cache_root / f"{sess.header['header_sha256'][:24]}-cpu"
     meta = json.loads((folder / "greenrt.json").read_text())
     assert meta["versions"]["torch"] == torch.__version__ and any(p.name != "greenrt.json" for p in folder.iterdir())
-    # on the CPU one AOTInductor package per shape, whole (no partial file left), what a later session loads
-    assert not inner.packaged_failed
-    assert [p.name.startswith("aoti-") for p in folder.glob("*.pt2")] == [True]
-    assert not list(folder.glob("*.partial.pt2"))
     # a caller inside its own inference_mode gets the same compiled graph (no second compile)
     with torch.inference_mode():
         got2 = sess.run(None, {"x": x})[0]

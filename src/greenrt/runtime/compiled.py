@@ -121,7 +121,6 @@ class CompiledSpecializer:
         self._compile_fn = compile_fn or torch.compile
         self._compiled: dict[tuple, tuple[Callable, list[str], list] | None] = {}
         self.failed = ""  # why compiling failed (the executor runs instead), once it has
-        self.packaged_failed = ""  # why AOTInductor could not package it (torch.compile runs it instead)
         self.compiles = 0
         # per input shape: seconds the first run took (lowering, Inductor, the first call) and whether Inductor's
         # cache for this engine already held code then (a warm load reuses it; a cold one compiles)
@@ -158,15 +157,8 @@ class CompiledSpecializer:
             import torch._inductor.config as inductor_config
 
             folder = compiled_code_dir(self.key, device)
-            args = [feeds[n] for n in names]
-            if device.type == "cpu" and self._compile_fn is torch.compile and not self.packaged_failed:
-                try:
-                    fn = self._compile_packaged(gm, args, folder, key)
-                    self.compiles += 1
-                    return fn, names, [None] * len(args)
-                except Exception as exc:  # noqa: BLE001  (export or AOTInductor cannot take it: torch.compile can)
-                    self.packaged_failed = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
             self.compile_cache_warm[key] = any(p.name != "greenrt.json" for p in folder.iterdir())
+            args = [feeds[n] for n in names]
             with _inductor_cache(folder), inductor_config.patch(_options(device)):
                 fn = self._compile_fn(gm, backend="inductor", dynamic=False)
                 fn(*args)
@@ -177,36 +169,6 @@ class CompiledSpecializer:
             return None
         self.compiles += 1
         return fn, names, [a.is_inference() if isinstance(a, torch.Tensor) else None for a in args]
-
-
-    def _compile_packaged(self, gm, args: list, folder: Path, key: tuple) -> Callable:
-        """On the CPU: the lowered graph exported and compiled ahead of time by AOTInductor (frozen weights, oneDNN
-        prepacking, the C++ wrapper) into one package per input shape in the engine's compiled-code folder. A later
-        session loads the package instead of tracing and compiling again: a warm first run is a library load and
-        one call (ResNet-50: 1.4 s, against 8.9 s through torch.compile's caches; bench/NOTES.md)."""
-        from torch._inductor import aoti_compile_and_package, aoti_load_package
-
-        name = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
-        package = folder / f"aoti-{name}.pt2"
-        self.compile_cache_warm[key] = package.is_file()
-        if not package.is_file():
-            import tempfile
-
-            partial = folder / f"aoti-{name}.{os.getpid()}.partial.pt2"
-            # the build's own files (sources, objects, a copy of the weights) in a scratch folder: the package is
-            # what is kept
-            with tempfile.TemporaryDirectory(prefix="greenrt-aoti-") as scratch, _inductor_cache(Path(scratch)), \
-                    torch.no_grad():  # no_grad: Inductor's weight prepacking needs it
-                exported = torch.export.export(gm, tuple(a.contiguous() for a in args))
-                aoti_compile_and_package(exported, package_path=str(partial), inductor_configs={"freezing": True})
-            os.replace(partial, package)  # whole or absent: a session that dies mid-compile leaves no package
-        module = aoti_load_package(str(package))
-
-        def run(*inputs):
-            return module(*[a.contiguous() if isinstance(a, torch.Tensor) else a for a in inputs])
-
-        run(*args)
-        return run
 
 
 def _as_kind(value: Any, inference: bool | None) -> Any:
