@@ -20,6 +20,8 @@ from greenrt.plan.profiles import parse_profile
 from greenrt.runtime import compiled as compiled_runtime
 from greenrt.runtime.runner import Runner
 
+from ..conftest import timer_favouring
+
 
 @pytest.fixture(scope="module")
 def mlp(tmp_path_factory):
@@ -50,18 +52,6 @@ def _config(**kw):
     return BuildConfig(profiles=[parse_profile("x:1x16/4x16/8x16")], **kw)
 
 
-def _timer_favouring(winner):
-    """A timer (in place of the wall clock) under which ``winner`` is the faster of executor and Inductor: the
-    executor is timed first. Layers' candidates (the CPU's linear tactics) all time 1 ms."""
-    order = iter([2.0, 1.0] if winner == "inductor" else [1.0, 2.0])
-
-    def timer(run, runs):
-        run()
-        return 1.0 if "_time_candidates" in run.__qualname__ else next(order)
-
-    return lambda device: timer
-
-
 def _reference(path, x):
     import onnxruntime as ort
 
@@ -70,7 +60,7 @@ def _reference(path, x):
 
 def test_inductor_is_kept_where_faster_and_its_code_lives_in_the_local_cache(mlp, tmp_path, cache_root, monkeypatch,
                                                                              capsys):
-    monkeypatch.setattr(tactics_stage, "_timer", _timer_favouring("inductor"))
+    monkeypatch.setattr(tactics_stage, "_timer", timer_favouring("inductor"))
     header = build_engine(mlp, tmp_path / "e.engine", _config(opt_level=4, timing_cache=str(tmp_path / "tc.json")),
                           log=lambda m: None)
     choice = header["report"]["tactics"]["engine"]
@@ -125,7 +115,7 @@ def test_inductor_is_kept_where_faster_and_its_code_lives_in_the_local_cache(mlp
 
 
 def test_the_executor_is_kept_where_inductor_is_not_faster(mlp, tmp_path, cache_root, monkeypatch):
-    monkeypatch.setattr(tactics_stage, "_timer", _timer_favouring("executor"))
+    monkeypatch.setattr(tactics_stage, "_timer", timer_favouring("executor"))
     header = build_engine(mlp, tmp_path / "e.engine", _config(opt_level=4), log=lambda m: None)
     assert header["report"]["tactics"]["engine"]["winner"] == "executor" and header["plan"]["compiled"] == ""
     sess = greenrt.InferenceSession(tmp_path / "e.engine")

@@ -14,7 +14,7 @@ from greenrt.tools import bench, energy
 from greenrt.tools.cli import main
 from greenrt.tools.results import find_record, load_results, validate_results
 
-from ..conftest import make_mlp_model
+from ..conftest import make_mlp_model, timer_favouring
 
 FAST = ["--duration", "0.05", "--warmup", "2"]
 
@@ -440,13 +440,7 @@ def test_an_engine_compiled_by_inductor_reports_its_load_and_first_run(mlp_path,
     from greenrt.plan.profiles import parse_profile
 
     monkeypatch.setenv("GREENRT_CACHE", str(tmp_path / "cache"))
-    order = iter([2.0, 1.0])  # executor, then Inductor: Inductor wins; layers' candidates all time 1 ms
-
-    def timer(run, runs):
-        run()
-        return 1.0 if "_time_candidates" in run.__qualname__ else next(order)
-
-    monkeypatch.setattr(tactics_stage, "_timer", lambda device: timer)
+    monkeypatch.setattr(tactics_stage, "_timer", timer_favouring("inductor"))
     engine = tmp_path / "mlp.engine"
     build_engine(str(mlp_path), str(engine), BuildConfig(device="cpu", opt_level=4, profiles=[
         parse_profile("x:1x8/2x8/4x8")]), log=lambda m: None)

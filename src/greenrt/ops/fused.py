@@ -297,7 +297,9 @@ def _onednn_linear_applies(args, attrs) -> bool:
             "post-ops (F.linear calls MKL's GEMM, 1.2-2x slower on this project's AMD CPU: bench/NOTES.md)")
 def _onednn_linear(a, w, b=None, *, activation="", activation_params=(), trans_w=0):
     attrs = {"activation": activation, "activation_params": activation_params, "trans_w": trans_w}
-    if not _onednn_linear_applies((a, w, b), attrs):  # a plan's tactic binds without a check: stay correct
+    # a plan's tactic binds without a check: stay correct. Traced for Inductor (the FX lowering), the plain op:
+    # a weight reordered here is opaque to Inductor's freezing, which packs F.linear's weight itself
+    if torch.compiler.is_compiling() or not _onednn_linear_applies((a, w, b), attrs):
         return FusedMatMul(a, w, b, **attrs)
     attr, scalars, algorithm = _onednn_unary(activation, activation_params)
     packed = derived_constant(w, "onednn-linear", torch.ops.mkldnn._reorder_linear_weight)

@@ -135,22 +135,9 @@ def flatten_traceable(eager):
     return flatten
 
 
-def fused_matmul_traceable(eager):
-    """FusedMatMul as the executor runs it, except while dynamo traces: oneDNN's linear on a reordered weight (the
-    CPU tactic 'onednn') is opaque to Inductor's weight freezing, which packs the plain weight of F.linear itself."""
-
-    def fused_matmul(a, w, b=None, **attrs):
-        if not torch.compiler.is_compiling():
-            return eager(a, w, b, **attrs)
-        return _fused.FusedMatMul(a, w, b, **attrs)
-
-    return fused_matmul
-
-
 # op implementations wrapped in the lowered graph by a traceable equivalent: eagerly they run what the executor
 # runs (the op, or the plan's tactic), traced the equivalent in plain aten ops
-_TRACEABLE = {(_fused.GREENRT, "FusedConv"): fused_conv_traceable, (_fused.GREENRT, "FusedMatMul"):
-              fused_matmul_traceable, ("", "Flatten"): flatten_traceable}
+_TRACEABLE = {(_fused.GREENRT, "FusedConv"): fused_conv_traceable, ("", "Flatten"): flatten_traceable}
 
 
 def _first(result: Any) -> Any:
